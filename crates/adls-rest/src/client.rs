@@ -1,0 +1,748 @@
+//! The public face: one [`Client`] per account (cheap to clone, an `Arc`
+//! inside), [`FileSystem`] and [`File`] handles, and the create / append /
+//! flush protocol on either dialect, with ambiguous retries reconciled.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{Request, StatusCode};
+use time::OffsetDateTime;
+
+use crate::account::{Account, Dialect};
+use crate::credential::Credential;
+use crate::error::{Error, ErrorKind};
+use crate::ops::{
+    blob, dfs, header_str, parse_http_date, ByteRange, Checksums, Conditions, ListPage, Metadata,
+    PathItem, PathProperties,
+};
+use crate::retry::RetryPolicy;
+use crate::transport::{Outcome, Response, Transport, TransportOptions, TransportStats};
+
+/// A storage client for one account. Build it once and clone it everywhere:
+/// all clones share one connection pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    account: Account,
+    credential: Credential,
+    dialect: Dialect,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.inner.account.name())
+            .field("dialect", &self.inner.dialect)
+            .field("credential", &self.inner.credential)
+            .finish()
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    account: Account,
+    credential: Credential,
+    dialect: Option<Dialect>,
+    options: TransportOptions,
+}
+
+impl ClientBuilder {
+    /// Chooses the dialect (default: from the endpoint, see [`Account::default_dialect`]).
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
+    }
+
+    /// Replaces all transport options.
+    pub fn transport_options(mut self, options: TransportOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
+    /// Sets the limit on requests (and connections) in flight.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.options.max_in_flight = n;
+        self
+    }
+
+    /// Trusts an extra root certificate (PEM), e.g. an emulator's CA.
+    pub fn extra_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.options.extra_root_pem = Some(pem.into());
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn attempt_timeout(mut self, t: std::time::Duration) -> Self {
+        self.options.attempt_timeout = t;
+        self
+    }
+
+    /// Builds the client (and its TLS configuration and pool).
+    pub fn build(self) -> Result<Client, Error> {
+        let dialect = self
+            .dialect
+            .unwrap_or_else(|| self.account.default_dialect());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport: Transport::new(self.options)?,
+                account: self.account,
+                credential: self.credential,
+                dialect,
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A builder for `account` with `credential`.
+    pub fn builder(account: Account, credential: Credential) -> ClientBuilder {
+        ClientBuilder {
+            account,
+            credential,
+            dialect: None,
+            options: TransportOptions::default(),
+        }
+    }
+
+    /// A builder from an Azure Storage connection string.
+    pub fn from_connection_string(s: &str) -> Result<ClientBuilder, Error> {
+        let info = crate::connection_string::parse(s)?;
+        Ok(Client::builder(info.account, info.credential).dialect(info.dialect))
+    }
+
+    /// The account.
+    pub fn account(&self) -> &Account {
+        &self.inner.account
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// Connection and request counters.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.transport.stats()
+    }
+
+    /// A handle on a filesystem (container on the Blob dialect).
+    pub fn filesystem(&self, name: &str) -> Result<FileSystem, Error> {
+        crate::ops::validate_filesystem(name)?;
+        Ok(FileSystem {
+            client: self.clone(),
+            name: name.into(),
+        })
+    }
+
+    fn endpoint(&self) -> &url::Url {
+        self.inner.account.endpoint(self.inner.dialect)
+    }
+
+    async fn execute(&self, op: &'static str, req: Request<Bytes>) -> Outcome {
+        self.inner
+            .transport
+            .execute(op, self.inner.account.name(), &self.inner.credential, &req)
+            .await
+    }
+
+    async fn send(&self, op: &'static str, req: Request<Bytes>) -> Result<Response, Error> {
+        self.execute(op, req).await.result
+    }
+}
+
+/// A filesystem (DFS) or container (Blob).
+#[derive(Clone, Debug)]
+pub struct FileSystem {
+    client: Client,
+    name: Arc<str>,
+}
+
+/// Options of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only entries under this directory.
+    pub directory: Option<String>,
+    /// Descend into subdirectories. On the Blob dialect a recursive listing
+    /// holds files only; a non-recursive one also holds the next level's
+    /// directories (common prefixes).
+    pub recursive: bool,
+    /// Page size (service maximum 5000).
+    pub page_size: Option<u32>,
+}
+
+impl FileSystem {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the filesystem; fails with 409 if it exists.
+    pub async fn create(&self) -> Result<(), Error> {
+        let ep = self.client.endpoint();
+        let req = match self.client.dialect() {
+            Dialect::Dfs => dfs::CreateFilesystem {
+                filesystem: &self.name,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::CreateContainer {
+                container: &self.name,
+            }
+            .request(ep)?,
+        };
+        self.client.send("create_filesystem", req).await.map(drop)
+    }
+
+    /// Creates the filesystem unless it exists; true when it was created.
+    pub async fn create_if_not_exists(&self) -> Result<bool, Error> {
+        match self.create().await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_already_exists() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the filesystem and everything in it.
+    pub async fn delete(&self) -> Result<(), Error> {
+        let ep = self.client.endpoint();
+        let req = match self.client.dialect() {
+            Dialect::Dfs => dfs::DeleteFilesystem {
+                filesystem: &self.name,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::DeleteContainer {
+                container: &self.name,
+            }
+            .request(ep)?,
+        };
+        self.client.send("delete_filesystem", req).await.map(drop)
+    }
+
+    /// A handle on a file in this filesystem (nothing is sent).
+    pub fn file(&self, path: &str) -> Result<File, Error> {
+        let path = crate::ops::validate_path(path)?;
+        Ok(File {
+            fs: self.clone(),
+            path: path.into(),
+        })
+    }
+
+    /// Creates a directory (DFS only: the Blob API has no directories).
+    pub async fn create_directory(&self, path: &str) -> Result<(), Error> {
+        if self.client.dialect() != Dialect::Dfs {
+            return Err(Error::config(
+                "directories exist only on the DFS dialect (hierarchical namespace); on Blob, files create their prefixes",
+            ));
+        }
+        let req = dfs::CreatePath {
+            filesystem: &self.name,
+            path,
+            kind: dfs::ResourceKind::Directory,
+            conditions: &Conditions::default(),
+            content_type: None,
+            metadata: &Metadata::new(),
+        }
+        .request(self.client.endpoint())?;
+        self.client.send("create_directory", req).await.map(drop)
+    }
+
+    /// One page of a listing.
+    pub async fn list_page(
+        &self,
+        options: &ListOptions,
+        continuation: Option<&str>,
+    ) -> Result<ListPage, Error> {
+        let ep = self.client.endpoint();
+        match self.client.dialect() {
+            Dialect::Dfs => {
+                let req = dfs::ListPaths {
+                    filesystem: &self.name,
+                    directory: options.directory.as_deref(),
+                    recursive: options.recursive,
+                    max_results: options.page_size,
+                    continuation,
+                }
+                .request(ep)?;
+                let resp = self.client.send("list_paths", req).await?;
+                dfs::ListPaths::parse(&resp.headers, &resp.body)
+            }
+            Dialect::Blob => {
+                let prefix = options
+                    .directory
+                    .as_deref()
+                    .map(|d| format!("{}/", d.trim_matches('/')));
+                let req = blob::ListBlobs {
+                    container: &self.name,
+                    prefix: prefix.as_deref(),
+                    delimiter: if options.recursive { None } else { Some("/") },
+                    max_results: options.page_size,
+                    marker: continuation,
+                }
+                .request(ep)?;
+                let resp = self.client.send("list_blobs", req).await?;
+                blob::ListBlobs::parse(&resp.body)
+            }
+        }
+    }
+
+    /// Every entry, page after page, as a stream.
+    pub fn list(
+        &self,
+        options: ListOptions,
+    ) -> impl Stream<Item = Result<PathItem, Error>> + Send + 'static {
+        struct State {
+            fs: FileSystem,
+            options: ListOptions,
+            buffer: VecDeque<PathItem>,
+            next: Option<String>,
+            done: bool,
+        }
+        let state = State {
+            fs: self.clone(),
+            options,
+            buffer: VecDeque::new(),
+            next: None,
+            done: false,
+        };
+        futures_util::stream::unfold(state, |mut s| async move {
+            loop {
+                if let Some(item) = s.buffer.pop_front() {
+                    return Some((Ok(item), s));
+                }
+                if s.done {
+                    return None;
+                }
+                match s.fs.list_page(&s.options, s.next.as_deref()).await {
+                    Ok(page) => {
+                        s.buffer.extend(page.items);
+                        s.done = page.continuation.is_none();
+                        s.next = page.continuation;
+                    }
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Every entry, collected.
+    pub async fn list_all(&self, options: ListOptions) -> Result<Vec<PathItem>, Error> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.list_page(&options, next.as_deref()).await?;
+            out.extend(page.items);
+            match page.continuation {
+                Some(c) => next = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// How [`File::create`] treats an existing file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Replace an existing file with an empty one.
+    #[default]
+    Overwrite,
+    /// Fail with 409 (`PathAlreadyExists` / `BlobAlreadyExists`) if it exists.
+    CreateNew,
+}
+
+/// Options of [`File::create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Overwrite or create-new.
+    pub mode: CreateMode,
+    /// `Content-Type` of the file.
+    pub content_type: Option<String>,
+    /// User-defined metadata.
+    pub metadata: Metadata,
+}
+
+/// Options of [`File::flush`].
+#[derive(Debug, Clone, Default)]
+pub struct FlushOptions {
+    /// Close the file (DFS: raises the `FileClosed` event).
+    pub close: bool,
+    /// Sets `Content-Type`; when `None` the current one is kept.
+    pub content_type: Option<String>,
+}
+
+/// What a successful flush committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flushed {
+    /// The file's length now.
+    pub content_length: u64,
+    /// The new etag.
+    pub etag: String,
+    /// True when an ambiguous earlier attempt had already committed it and
+    /// the retry was reconciled by a properties call.
+    pub reconciled: bool,
+}
+
+/// A file (DFS path or block blob).
+#[derive(Clone, Debug)]
+pub struct File {
+    fs: FileSystem,
+    path: Arc<str>,
+}
+
+impl File {
+    /// The path inside the filesystem.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn client(&self) -> &Client {
+        &self.fs.client
+    }
+
+    /// Creates an empty file. With [`CreateMode::CreateNew`], a 409 that
+    /// follows an ambiguous attempt of ours is checked with a properties call:
+    /// an empty file modified since our first attempt is ours, and succeeds.
+    pub async fn create(&self, options: &CreateOptions) -> Result<(), Error> {
+        let conditions = match options.mode {
+            CreateMode::Overwrite => Conditions::default(),
+            CreateMode::CreateNew => Conditions::create_new(),
+        };
+        let ep = self.client().endpoint();
+        let req = match self.client().dialect() {
+            Dialect::Dfs => dfs::CreatePath {
+                filesystem: &self.fs.name,
+                path: &self.path,
+                kind: dfs::ResourceKind::File,
+                conditions: &conditions,
+                content_type: options.content_type.as_deref(),
+                metadata: &options.metadata,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::PutBlob {
+                container: &self.fs.name,
+                blob: &self.path,
+                conditions: &conditions,
+                content_type: options.content_type.as_deref(),
+                metadata: &options.metadata,
+            }
+            .request(ep)?,
+        };
+        let out = self.client().execute("create_file", req).await;
+        match out.result {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_already_exists() && out.earlier_ambiguous => {
+                let (props, server_now) = self.properties_with_date().await?;
+                let elapsed =
+                    time::Duration::try_from(out.started.elapsed()).unwrap_or(time::Duration::ZERO);
+                // Last-Modified and Date have one-second resolution: allow 2 s.
+                let ours = props.content_length == 0
+                    && match (props.last_modified, server_now) {
+                        (Some(lm), Some(now)) => lm >= now - elapsed - time::Duration::seconds(2),
+                        _ => false,
+                    };
+                if ours {
+                    tracing::info!(path = %self.path, "create-new retry found the file our earlier attempt created");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stages `data` at `position`. Nothing is visible until [`File::flush`].
+    /// Retrying the same append (same position, same bytes) is harmless.
+    pub async fn append(
+        &self,
+        position: u64,
+        data: Bytes,
+        checksums: Checksums,
+    ) -> Result<(), Error> {
+        let ep = self.client().endpoint();
+        let req = match self.client().dialect() {
+            Dialect::Dfs => dfs::AppendData {
+                filesystem: &self.fs.name,
+                path: &self.path,
+                position,
+                body: data,
+                checksums,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::PutBlock {
+                container: &self.fs.name,
+                blob: &self.path,
+                position,
+                body: data,
+                checksums,
+            }
+            .request(ep)?,
+        };
+        self.client().send("append", req).await.map(drop)
+    }
+
+    /// Commits the staged data: afterwards the file is exactly `[0, position)`.
+    /// Staged data that is not contiguous up to `position` gives the typed
+    /// `InvalidFlushPosition` error on both dialects. A retry that fails after
+    /// an ambiguous attempt is reconciled with a properties call.
+    pub async fn flush(&self, position: u64, options: &FlushOptions) -> Result<Flushed, Error> {
+        let out = match self.client().dialect() {
+            Dialect::Dfs => {
+                let req = dfs::FlushData {
+                    filesystem: &self.fs.name,
+                    path: &self.path,
+                    position,
+                    close: options.close,
+                    content_type: options.content_type.as_deref(),
+                    conditions: &Conditions::default(),
+                }
+                .request(self.client().endpoint())?;
+                self.client().execute("flush", req).await
+            }
+            Dialect::Blob => match self.blob_flush_request(position, options).await? {
+                BlobFlush::Request(req) => self.client().execute("flush", req).await,
+                BlobFlush::AlreadyThere(props) => {
+                    return Ok(Flushed {
+                        content_length: props.content_length,
+                        etag: props.etag,
+                        reconciled: false,
+                    })
+                }
+            },
+        };
+        match out.result {
+            Ok(resp) => Ok(Flushed {
+                content_length: position,
+                etag: header_str(&resp.headers, "etag")
+                    .unwrap_or_default()
+                    .to_string(),
+                reconciled: false,
+            }),
+            Err(e) if out.earlier_ambiguous && is_flush_conflict(&e) => {
+                let props = self.properties().await?;
+                if props.content_length == position {
+                    tracing::info!(path = %self.path, position, "flush retry found the data our earlier attempt committed");
+                    Ok(Flushed {
+                        content_length: position,
+                        etag: props.etag,
+                        reconciled: true,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Works out the Put Block List for a flush to `position`: the committed
+    /// blocks, then staged blocks chained contiguously from the committed
+    /// length up to `position`.
+    async fn blob_flush_request(
+        &self,
+        position: u64,
+        options: &FlushOptions,
+    ) -> Result<BlobFlush, Error> {
+        let ep = self.client().endpoint();
+        let list_req = blob::GetBlockList {
+            container: &self.fs.name,
+            blob: &self.path,
+        }
+        .request(ep)?;
+        let (list, props) = tokio::join!(
+            self.client().send("get_block_list", list_req),
+            self.properties()
+        );
+        let list = blob::GetBlockList::parse(&list?.body)?;
+        let props = props?;
+        let committed_len: u64 = list.committed.iter().map(|b| b.size).sum();
+        if position < committed_len {
+            return Err(Error::invalid_flush_position(format!(
+                "flush position {position} is below the committed length {committed_len}"
+            )));
+        }
+        if position == committed_len {
+            // Nothing new to commit: a repeated flush is harmless.
+            return Ok(BlobFlush::AlreadyThere(props));
+        }
+        let staged: BTreeMap<u64, &blob::Block> = list
+            .uncommitted
+            .iter()
+            .filter_map(|b| blob::block_position(&b.id).map(|p| (p, b)))
+            .collect();
+        let mut chain = Vec::new();
+        let mut at = committed_len;
+        while at < position {
+            match staged.get(&at) {
+                Some(b) if b.size > 0 => {
+                    chain.push(b.id.clone());
+                    at += b.size;
+                }
+                _ => {
+                    return Err(Error::invalid_flush_position(format!(
+                        "flush to {position}: no data was appended at position {at} (committed length {committed_len})"
+                    )))
+                }
+            }
+        }
+        if at != position {
+            return Err(Error::invalid_flush_position(format!(
+                "flush to {position}: the appended data ends at {at}, not at the flush position"
+            )));
+        }
+        let committed: Vec<String> = list.committed.into_iter().map(|b| b.id).collect();
+        let content_type = options.content_type.clone().or(props.content_type);
+        let req = blob::PutBlockList {
+            container: &self.fs.name,
+            blob: &self.path,
+            committed: &committed,
+            uncommitted: &chain,
+            content_type: content_type.as_deref(),
+            metadata: &props.metadata,
+            conditions: &Conditions::default(),
+        }
+        .request(ep)?;
+        Ok(BlobFlush::Request(req))
+    }
+
+    /// The whole file.
+    pub async fn read(&self) -> Result<Bytes, Error> {
+        self.read_inner(None).await
+    }
+
+    /// A byte range of the file.
+    pub async fn read_range(&self, range: ByteRange) -> Result<Bytes, Error> {
+        self.read_inner(Some(range)).await
+    }
+
+    async fn read_inner(&self, range: Option<ByteRange>) -> Result<Bytes, Error> {
+        let ep = self.client().endpoint();
+        let req = match self.client().dialect() {
+            Dialect::Dfs => dfs::ReadPath {
+                filesystem: &self.fs.name,
+                path: &self.path,
+                range,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::GetBlob {
+                container: &self.fs.name,
+                blob: &self.path,
+                range,
+            }
+            .request(ep)?,
+        };
+        Ok(self.client().send("read", req).await?.body)
+    }
+
+    /// Length, etag, last-modified, content type and metadata.
+    pub async fn properties(&self) -> Result<PathProperties, Error> {
+        Ok(self.properties_with_date().await?.0)
+    }
+
+    async fn properties_with_date(
+        &self,
+    ) -> Result<(PathProperties, Option<OffsetDateTime>), Error> {
+        let ep = self.client().endpoint();
+        let (req, dialect) = match self.client().dialect() {
+            Dialect::Dfs => (
+                dfs::GetPathProperties {
+                    filesystem: &self.fs.name,
+                    path: &self.path,
+                }
+                .request(ep)?,
+                Dialect::Dfs,
+            ),
+            Dialect::Blob => (
+                blob::GetBlobProperties {
+                    container: &self.fs.name,
+                    blob: &self.path,
+                }
+                .request(ep)?,
+                Dialect::Blob,
+            ),
+        };
+        let resp = self.client().send("get_properties", req).await?;
+        let props = match dialect {
+            Dialect::Dfs => dfs::GetPathProperties::parse(&resp.headers)?,
+            Dialect::Blob => blob::GetBlobProperties::parse(&resp.headers)?,
+        };
+        let date = header_str(&resp.headers, "date").and_then(parse_http_date);
+        Ok((props, date))
+    }
+
+    /// Deletes the file.
+    pub async fn delete(&self) -> Result<(), Error> {
+        let ep = self.client().endpoint();
+        let req = match self.client().dialect() {
+            Dialect::Dfs => dfs::DeletePath {
+                filesystem: &self.fs.name,
+                path: &self.path,
+                recursive: false,
+            }
+            .request(ep)?,
+            Dialect::Blob => blob::DeleteBlob {
+                container: &self.fs.name,
+                blob: &self.path,
+            }
+            .request(ep)?,
+        };
+        self.client().send("delete", req).await.map(drop)
+    }
+
+    /// Writes `data` as the whole file: create (per `options`), appends of at
+    /// most `chunk` bytes, flush with close.
+    pub async fn upload(
+        &self,
+        data: Bytes,
+        chunk: usize,
+        options: &CreateOptions,
+    ) -> Result<Flushed, Error> {
+        if chunk == 0 {
+            return Err(Error::config("upload chunk size must be at least 1 byte"));
+        }
+        self.create(options).await?;
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let end = (pos + chunk).min(data.len());
+            self.append(pos as u64, data.slice(pos..end), Checksums::default())
+                .await?;
+            pos = end;
+        }
+        self.flush(
+            data.len() as u64,
+            &FlushOptions {
+                close: true,
+                content_type: options.content_type.clone(),
+            },
+        )
+        .await
+    }
+}
+
+enum BlobFlush {
+    Request(Request<Bytes>),
+    AlreadyThere(PathProperties),
+}
+
+/// The answers a flush retry gets when an earlier attempt already committed:
+/// DFS 400 `InvalidFlushPosition` or 412, Blob 400 `InvalidBlockList`.
+fn is_flush_conflict(e: &Error) -> bool {
+    e.kind() == ErrorKind::Service
+        && (e.is_invalid_flush_position()
+            || e.status() == Some(StatusCode::PRECONDITION_FAILED)
+            || e.error_code() == Some("InvalidBlockList"))
+}

@@ -1,0 +1,415 @@
+//! One type per REST call. Each builds an `http::Request<Bytes>` from its
+//! inputs and the endpoint, and (where the answer has a body) parses the
+//! answer. Nothing here performs IO or reads the clock: the transport adds
+//! `x-ms-date`, `x-ms-version`, `x-ms-client-request-id` and authorization.
+//!
+//! - [`dfs`]: the Data Lake Storage Gen2 API (filesystems and paths).
+//! - [`blob`]: the Blob API (containers and block blobs).
+
+pub mod blob;
+pub mod dfs;
+mod xml;
+
+pub(crate) use xml::error_code_and_message as xml_error;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::error::Error;
+
+/// Everything but RFC 3986 unreserved characters is encoded in query values.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// Path segments additionally keep `/`, as Microsoft's SDKs do.
+const PATH: &AsciiSet = &QUERY_VALUE.remove(b'/');
+
+/// Percent-encodes a path the way the service and Microsoft's SDKs expect.
+pub fn encode_path(path: &str) -> String {
+    utf8_percent_encode(path, PATH).to_string()
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+/// Checks a filesystem / container name: 3-63 lowercase letters, digits and
+/// single hyphens, starting and ending with a letter or digit (`$root` and
+/// `$logs` are also allowed).
+pub fn validate_filesystem(name: &str) -> Result<(), Error> {
+    if matches!(name, "$root" | "$logs" | "$web") {
+        return Ok(());
+    }
+    let b = name.as_bytes();
+    let ok = (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "filesystem/container name `{name}` is invalid; expected 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit"
+        )))
+    }
+}
+
+/// Checks a path inside a filesystem: 1-1024 characters, no empty segment, no
+/// `.` or `..` segment, no control characters. A leading `/` is removed.
+pub fn validate_path(path: &str) -> Result<&str, Error> {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    let p = p.strip_suffix('/').unwrap_or(p);
+    let problem = if p.is_empty() {
+        Some("is empty")
+    } else if p.chars().count() > 1024 {
+        Some("is longer than 1024 characters")
+    } else if p.chars().any(|c| c.is_control()) {
+        Some("contains a control character")
+    } else if p.split('/').any(str::is_empty) {
+        Some("has an empty segment (`//`)")
+    } else if p.split('/').any(|s| s == "." || s == "..") {
+        Some("has a `.` or `..` segment")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(Error::config(format!(
+            "path `{}` {why}; expected e.g. `dir/file.ndjson`",
+            p.escape_debug()
+        ))),
+        None => Ok(p),
+    }
+}
+
+/// User-defined metadata: name/value pairs. Names are C# identifiers, values
+/// printable ASCII without leading or trailing spaces (what both APIs accept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata(Vec<(String, String)>);
+
+impl Metadata {
+    /// No metadata.
+    pub fn new() -> Self {
+        Metadata(Vec::new())
+    }
+
+    /// Adds a pair after validating it.
+    pub fn insert(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let mut chars = name.chars();
+        let ident = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(Error::config(format!(
+                "metadata name `{}` is invalid; expected a C# identifier (letters, digits, `_`, not starting with a digit)",
+                name.escape_debug()
+            )));
+        }
+        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) || value.trim() != value {
+            return Err(Error::config(format!(
+                "metadata value for `{name}` is invalid; expected printable ASCII without leading or trailing spaces"
+            )));
+        }
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.0.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    /// The pairs, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn push_unchecked(&mut self, name: String, value: String) {
+        self.0.push((name, value));
+    }
+}
+
+/// Properties of a file (or blob) as returned by a HEAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathProperties {
+    /// Committed length in bytes.
+    pub content_length: u64,
+    /// Entity tag of the committed content.
+    pub etag: String,
+    /// When the content last changed.
+    pub last_modified: Option<OffsetDateTime>,
+    /// `Content-Type`, if set.
+    pub content_type: Option<String>,
+    /// User-defined metadata.
+    pub metadata: Metadata,
+    /// True for DFS directories (and Blob "directory" markers with `hdi_isfolder`).
+    pub is_directory: bool,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathItem {
+    /// Full path inside the filesystem, unencoded.
+    pub name: String,
+    /// True for directories (DFS) and common prefixes (Blob, non-recursive).
+    pub is_directory: bool,
+    /// Length in bytes (0 for directories).
+    pub content_length: u64,
+    /// Entity tag, where the listing gives one.
+    pub etag: Option<String>,
+    /// Last modification, where the listing gives one.
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+/// One page of a listing and the token for the next.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Entries of this page.
+    pub items: Vec<PathItem>,
+    /// Continuation token; `None` on the last page.
+    pub continuation: Option<String>,
+}
+
+/// Conditions for create / flush / read / delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `If-Match: <etag>`.
+    pub if_match: Option<String>,
+    /// `If-None-Match: <etag>` (`*` means "must not exist").
+    pub if_none_match: Option<String>,
+}
+
+impl Conditions {
+    /// Only if the path does not exist yet.
+    pub fn create_new() -> Self {
+        Conditions {
+            if_match: None,
+            if_none_match: Some("*".into()),
+        }
+    }
+
+    fn apply(&self, headers: &mut HeaderMap) -> Result<(), Error> {
+        if let Some(e) = &self.if_match {
+            headers.insert(http::header::IF_MATCH, header_value(e, "If-Match")?);
+        }
+        if let Some(e) = &self.if_none_match {
+            headers.insert(
+                http::header::IF_NONE_MATCH,
+                header_value(e, "If-None-Match")?,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A byte range `[start, start + len)`; `len == None` means to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Number of bytes, or to the end.
+    pub len: Option<u64>,
+}
+
+impl ByteRange {
+    fn header(&self) -> Result<Option<HeaderValue>, Error> {
+        let v = match self.len {
+            Some(0) => {
+                return Err(Error::config(
+                    "a byte range of length 0 cannot be requested",
+                ));
+            }
+            Some(len) => format!("bytes={}-{}", self.start, self.start + len - 1),
+            None if self.start == 0 => return Ok(None),
+            None => format!("bytes={}-", self.start),
+        };
+        Ok(Some(header_value(&v, "x-ms-range")?))
+    }
+}
+
+/// Builds the request URL `{endpoint}/{filesystem}[/{path}]?{query}`.
+pub(crate) fn build_uri(
+    endpoint: &Url,
+    filesystem: &str,
+    path: Option<&str>,
+    query: &[(&str, &str)],
+) -> Result<Uri, Error> {
+    validate_filesystem(filesystem)?;
+    let mut s = String::with_capacity(128);
+    s.push_str(endpoint.scheme());
+    s.push_str("://");
+    s.push_str(endpoint.host_str().unwrap_or(""));
+    if let Some(port) = endpoint.port() {
+        s.push(':');
+        s.push_str(&port.to_string());
+    }
+    s.push_str(endpoint.path().trim_end_matches('/'));
+    s.push('/');
+    s.push_str(filesystem);
+    if let Some(p) = path {
+        let p = validate_path(p)?;
+        s.push('/');
+        s.push_str(&encode_path(p));
+    }
+    for (i, (k, v)) in query.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(k);
+        s.push('=');
+        s.push_str(&encode_query_value(v));
+    }
+    s.parse::<Uri>()
+        .map_err(|e| Error::config(format!("cannot build a request URL: {e}")))
+}
+
+pub(crate) fn header_value(v: &str, what: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(v).map_err(|_| {
+        Error::config(format!(
+            "{what} value `{}` is not a valid HTTP header value",
+            v.escape_debug()
+        ))
+    })
+}
+
+pub(crate) fn request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Request<Bytes> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    req
+}
+
+/// Headers with `Content-Length` set to the body's length.
+pub(crate) fn headers_with_length(len: usize) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    h
+}
+
+pub(crate) fn insert(h: &mut HeaderMap, name: &'static str, v: &str) -> Result<(), Error> {
+    h.insert(HeaderName::from_static(name), header_value(v, name)?);
+    Ok(())
+}
+
+/// Transactional checksums of an append body, computed by the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checksums {
+    /// Send `Content-MD5` (the service verifies it and answers 400 `Md5Mismatch`).
+    pub md5: bool,
+    /// Send `x-ms-content-crc64` (Azure's CRC-64, NVME polynomial).
+    pub crc64: bool,
+}
+
+impl Checksums {
+    pub(crate) fn apply(&self, h: &mut HeaderMap, body: &[u8]) -> Result<(), Error> {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        if self.md5 {
+            let digest = md5::Md5::digest(body);
+            h.insert(
+                HeaderName::from_static("content-md5"),
+                header_value(&b64.encode(digest), "Content-MD5")?,
+            );
+        }
+        if self.crc64 {
+            let crc = crc::Crc::<u64>::new(&crc::CRC_64_NVME).checksum(body);
+            insert(h, "x-ms-content-crc64", &b64.encode(crc.to_le_bytes()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses an RFC 1123 HTTP date (`Last-Modified`).
+pub(crate) fn parse_http_date(s: &str) -> Option<OffsetDateTime> {
+    time::PrimitiveDateTime::parse(
+        s.trim(),
+        time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ),
+    )
+    .ok()
+    .map(|p| p.assume_utc())
+}
+
+/// Formats a time as an RFC 1123 HTTP date (`x-ms-date`).
+pub fn format_http_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap_or_default()
+}
+
+pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_encode_like_the_sdk() {
+        assert_eq!(
+            encode_path("dir/a b+c=d&e;f,g'h!(i)*~j%k"),
+            "dir/a%20b%2Bc%3Dd%26e%3Bf%2Cg%27h%21%28i%29%2A~j%25k"
+        );
+        assert_eq!(
+            encode_path("données/日本"),
+            "donn%C3%A9es/%E6%97%A5%E6%9C%AC"
+        );
+    }
+
+    #[test]
+    fn names_and_paths_are_validated() {
+        assert!(validate_filesystem("logs-2024").is_ok());
+        for bad in ["Logs", "lo", "-logs", "logs-", "lo--gs", "logs_x"] {
+            assert!(validate_filesystem(bad).is_err(), "{bad}");
+        }
+        assert_eq!(validate_path("/a/b").expect("ok"), "a/b");
+        for bad in ["", "a//b", "a/../b", "a\nb"] {
+            assert!(validate_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_names_are_identifiers() {
+        let mut m = Metadata::new();
+        m.insert("a_1", "x").expect("ok");
+        assert!(m.insert("1a", "x").is_err());
+        assert!(m.insert("a-b", "x").is_err());
+        assert!(m.insert("ok", "caf\u{e9}").is_err());
+        m.insert("A_1", "y").expect("replaces case-insensitively");
+        assert_eq!(m.get("a_1"), Some("y"));
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").expect("date");
+        assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn crc64_is_azure_polynomial() {
+        // Azure's CRC-64 of "123456789" (check value of CRC-64/NVME).
+        let crc = crc::Crc::<u64>::new(&crc::CRC_64_NVME).checksum(b"123456789");
+        assert_eq!(crc, 0xae8b_1486_0a79_9888);
+    }
+}

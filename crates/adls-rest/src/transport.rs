@@ -1,0 +1,624 @@
+//! The one place that touches sockets: a pooled hyper-util client over rustls
+//! (ring provider, webpki roots plus an optional extra root CA), with connect
+//! and per-attempt timeouts, an idle timeout below the server's keep-alive, a
+//! limit on requests in flight (which also bounds connections), counters, and
+//! the retry loop that stamps, signs and sends every attempt afresh.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
+
+use crate::credential::Credential;
+use crate::error::{redact_service_message, Error, ErrorKind};
+use crate::ops::{format_http_date, header_str};
+use crate::retry::{server_retry_after, RetryPolicy};
+use crate::sign;
+
+/// The `x-ms-version` sent on every request: accepted by Azure and by Azurite 3.35.
+pub const API_VERSION: &str = "2025-11-05";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Time to open a TCP connection.
+    pub connect_timeout: Duration,
+    /// Time for one attempt: sending the request and reading the whole answer.
+    pub attempt_timeout: Duration,
+    /// Idle pooled connections are closed after this; keep it below the
+    /// server's keep-alive (Azurite: 5 s, Azure's load balancer: 4 min).
+    pub pool_idle_timeout: Duration,
+    /// Requests in flight at once; also the most connections ever open.
+    pub max_in_flight: usize,
+    /// An extra root certificate (PEM) to trust besides the webpki roots.
+    pub extra_root_pem: Option<Vec<u8>>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            connect_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(4),
+            max_in_flight: 64,
+            extra_root_pem: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Counters a test or a metrics exporter can read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Connections opened since the client was built.
+    pub connections_opened: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// HTTP requests sent (every attempt counts).
+    pub requests_sent: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connections_opened: AtomicU64,
+    connections_open: AtomicU64,
+    requests_sent: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// An answer with its whole body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// `x-ms-request-id`.
+    pub fn request_id(&self) -> Option<&str> {
+        header_str(&self.headers, "x-ms-request-id")
+    }
+}
+
+/// What the retry loop knows besides the final result.
+pub(crate) struct Outcome {
+    pub result: Result<Response, Error>,
+    /// An earlier attempt may have been applied by the service without us
+    /// seeing the answer (dropped connection, timeout, 500/502/504).
+    pub earlier_ambiguous: bool,
+    /// When the first attempt started (for reconciliation windows).
+    pub started: Instant,
+}
+
+pub(crate) struct Transport {
+    http: HyperClient<Counting, Full<Bytes>>,
+    in_flight: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    options: TransportOptions,
+}
+
+impl Transport {
+    pub(crate) fn new(options: TransportOptions) -> Result<Self, Error> {
+        if options.max_in_flight == 0 {
+            return Err(Error::config("max_in_flight must be at least 1"));
+        }
+        let tls = tls_config(options.extra_root_pem.as_deref())?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(options.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let counters = Arc::new(Counters::default());
+        let connector = Counting {
+            inner: https,
+            limit: Arc::new(Semaphore::new(options.max_in_flight)),
+            counters: counters.clone(),
+        };
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(options.max_in_flight)
+            .build(connector);
+        Ok(Transport {
+            http,
+            in_flight: Arc::new(Semaphore::new(options.max_in_flight)),
+            counters,
+            options,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> TransportStats {
+        TransportStats {
+            connections_opened: self.counters.connections_opened.load(Ordering::Relaxed),
+            connections_open: self.counters.connections_open.load(Ordering::Relaxed),
+            requests_sent: self.counters.requests_sent.load(Ordering::Relaxed),
+            retries: self.counters.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends `req` until it succeeds, fails for good, or the policy gives up.
+    /// Each attempt gets a fresh `x-ms-date`, `x-ms-client-request-id` and
+    /// signature; the body is the same `Bytes` every time.
+    pub(crate) async fn execute(
+        &self,
+        op: &'static str,
+        account: &str,
+        credential: &Credential,
+        req: &Request<Bytes>,
+    ) -> Outcome {
+        let span =
+            tracing::debug_span!("adls_op", op, method = %req.method(), path = %req.uri().path());
+        self.execute_inner(account, credential, req)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_inner(
+        &self,
+        account: &str,
+        credential: &Credential,
+        req: &Request<Bytes>,
+    ) -> Outcome {
+        let policy = &self.options.retry;
+        let started = Instant::now();
+        let mut earlier_ambiguous = false;
+        let mut attempt: u32 = 0;
+        let mut refreshed_token = false;
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let t0 = Instant::now();
+            let prepared = match self.prepare(account, credential, req).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return Outcome {
+                        result: Err(e),
+                        earlier_ambiguous,
+                        started,
+                    }
+                }
+            };
+            let attempt_span = tracing::debug_span!(
+                "adls_attempt",
+                attempt,
+                status = tracing::field::Empty,
+                request_id = tracing::field::Empty,
+                elapsed_ms = tracing::field::Empty
+            );
+            let result = self
+                .send_once(prepared.request, &prepared.secrets)
+                .instrument(attempt_span.clone())
+                .await;
+            attempt_span.record("elapsed_ms", t0.elapsed().as_millis() as u64);
+            match &result {
+                Ok(r) => {
+                    attempt_span.record("status", r.status.as_u16());
+                    if let Some(id) = r.request_id() {
+                        attempt_span.record("request_id", id);
+                    }
+                }
+                Err(e) => {
+                    if let Some(s) = e.status() {
+                        attempt_span.record("status", s.as_u16());
+                    }
+                    if let Some(id) = e.request_id() {
+                        attempt_span.record("request_id", id);
+                    }
+                }
+            }
+            let err = match result {
+                Ok(resp) => {
+                    return Outcome {
+                        result: Ok(resp),
+                        earlier_ambiguous,
+                        started,
+                    }
+                }
+                Err(e) => e,
+            };
+            // A storage 401 with a bearer token: one forced refresh and one retry.
+            if let (Credential::Bearer(cache), Some(token)) = (credential, &prepared.token) {
+                if err.status() == Some(StatusCode::UNAUTHORIZED)
+                    && err.error_code() == Some("InvalidAuthenticationInfo")
+                    && !refreshed_token
+                {
+                    refreshed_token = true;
+                    if let Err(e) = cache.force_refresh(token).await {
+                        return Outcome {
+                            result: Err(e),
+                            earlier_ambiguous,
+                            started,
+                        };
+                    }
+                    tracing::debug!("bearer token rejected; refreshed, retrying once");
+                    continue;
+                }
+            }
+            let out_of_time = started.elapsed() >= policy.deadline;
+            if !err.is_retryable() || attempt >= policy.max_attempts || out_of_time {
+                if err.is_retryable() {
+                    tracing::warn!(attempt, error = %err, "giving up after retries");
+                }
+                return Outcome {
+                    result: Err(err),
+                    earlier_ambiguous,
+                    started,
+                };
+            }
+            earlier_ambiguous |= is_ambiguous(&err);
+            let wait = policy
+                .backoff(attempt, err.retry_after(), fastrand::f64())
+                .min(policy.deadline.saturating_sub(started.elapsed()));
+            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Stamps and signs one attempt.
+    async fn prepare(
+        &self,
+        account: &str,
+        credential: &Credential,
+        req: &Request<Bytes>,
+    ) -> Result<Prepared, Error> {
+        let mut headers = req.headers().clone();
+        let date = format_http_date(time::OffsetDateTime::now_utc());
+        headers.insert("x-ms-date", crate::ops::header_value(&date, "x-ms-date")?);
+        headers.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
+        let request_id = uuid::Uuid::new_v4().to_string();
+        headers.insert(
+            "x-ms-client-request-id",
+            crate::ops::header_value(&request_id, "x-ms-client-request-id")?,
+        );
+        let mut uri = req.uri().clone();
+        let mut secrets = Vec::new();
+        let mut token = None;
+        match credential {
+            Credential::SharedKey(key) => {
+                let auth = sign::authorization(account, key, req.method(), &uri, &headers);
+                if let Some(sig) = auth.to_str().ok().and_then(|s| s.split(':').nth(1)) {
+                    secrets.push(sig.to_string());
+                }
+                headers.insert(http::header::AUTHORIZATION, auth);
+            }
+            Credential::Sas(sas) => {
+                let sep = if uri.query().is_some() { '&' } else { '?' };
+                uri = format!("{uri}{sep}{}", sas.query()).parse().map_err(|_| {
+                    Error::new(
+                        ErrorKind::Credential,
+                        "SAS token does not form a valid URL query",
+                    )
+                })?;
+                secrets.push(sas.query().to_string());
+            }
+            Credential::Bearer(cache) => {
+                let t = cache.token().await?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.token.expose_secret()))
+                    .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Credential,
+                        "bearer token is not a valid header value",
+                    )
+                })?;
+                v.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, v);
+                secrets.push(t.token.expose_secret().to_string());
+                token = Some(t);
+            }
+            Credential::Anonymous => {}
+        }
+        let mut out = Request::new(Full::new(req.body().clone()));
+        *out.method_mut() = req.method().clone();
+        *out.uri_mut() = uri;
+        *out.headers_mut() = headers;
+        Ok(Prepared {
+            request: out,
+            secrets,
+            token,
+        })
+    }
+
+    async fn send_once(
+        &self,
+        req: Request<Full<Bytes>>,
+        secrets: &[String],
+    ) -> Result<Response, Error> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Connection, "client is shut down"))?;
+        self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let is_head = req.method() == http::Method::HEAD;
+        let timeout = self.options.attempt_timeout;
+        let fut = async {
+            let resp = self.http.request(req).await.map_err(classify_hyper_error)?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Connection,
+                        "connection failed while reading the answer",
+                    )
+                    .with_source(e)
+                })?
+                .to_bytes();
+            Ok::<_, Error>(Response {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        let resp = tokio::time::timeout(timeout, fut).await.map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("no complete answer within {} ms", timeout.as_millis()),
+            )
+        })??;
+        if resp.status.is_success() {
+            return Ok(resp);
+        }
+        Err(service_error(&resp, is_head, secrets))
+    }
+}
+
+struct Prepared {
+    request: Request<Full<Bytes>>,
+    secrets: Vec<String>,
+    token: Option<crate::credential::AccessToken>,
+}
+
+/// Whether a failed attempt may nonetheless have been applied by the service.
+fn is_ambiguous(e: &Error) -> bool {
+    match e.kind() {
+        ErrorKind::Connection | ErrorKind::Timeout => true,
+        ErrorKind::Service => matches!(e.status().map(|s| s.as_u16()), Some(500 | 502 | 504)),
+        _ => false,
+    }
+}
+
+/// Builds the typed error of a non-2xx answer.
+fn service_error(resp: &Response, is_head: bool, secrets: &[String]) -> Error {
+    let mut code = header_str(&resp.headers, "x-ms-error-code").map(str::to_string);
+    let mut message = None;
+    if !is_head && !resp.body.is_empty() {
+        let (c, m) = if resp.body.first() == Some(&b'{') {
+            json_error(&resp.body)
+        } else {
+            crate::ops::xml_error(&resp.body)
+        };
+        code = code.or(c);
+        message = m;
+    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    Error::service(
+        resp.status,
+        code,
+        resp.request_id().map(str::to_string),
+        message.map(|m| redact_service_message(&m, &secrets)),
+        server_retry_after(&resp.headers),
+    )
+}
+
+/// `{"error":{"code":"...","message":"..."}}` (DFS error bodies).
+fn json_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Outer>(body) {
+        Ok(o) => (o.error.code, o.error.message),
+        Err(_) => (None, None),
+    }
+}
+
+fn classify_hyper_error(e: hyper_util::client::legacy::Error) -> Error {
+    if e.is_connect() {
+        return Error::new(ErrorKind::Connect, "could not connect").with_source(e);
+    }
+    Error::new(
+        ErrorKind::Connection,
+        "connection failed during the request",
+    )
+    .with_source(e)
+}
+
+fn tls_config(extra_root_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Error> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_root_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| {
+                Error::config(format!("extra root certificate is not valid PEM: {e}"))
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::config(format!("extra root certificate was rejected: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::config(
+                "extra root certificate PEM holds no CERTIFICATE block",
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS configuration failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Wraps the connector: counts connections and holds one permit of the
+/// connection limit for as long as each connection lives.
+#[derive(Clone)]
+struct Counting {
+    inner: Https,
+    limit: Arc<Semaphore>,
+    counters: Arc<Counters>,
+}
+
+impl tower_service::Service<Uri> for Counting {
+    type Response = Counted;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower_service::Service::<Uri>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let limit = self.limit.clone();
+        let counters = self.counters.clone();
+        Box::pin(async move {
+            let permit = limit.acquire_owned().await?;
+            let io = tower_service::Service::<Uri>::call(&mut inner, uri).await?;
+            counters.connections_opened.fetch_add(1, Ordering::Relaxed);
+            counters.connections_open.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(host = ?io.connected().is_proxied(), "connection opened");
+            Ok(Counted {
+                io,
+                _permit: permit,
+                counters,
+            })
+        })
+    }
+}
+
+struct Counted {
+    io: hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>,
+    _permit: OwnedSemaphorePermit,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counters
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection for Counted {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl hyper::rt::Read for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_xml_error_bodies() {
+        let (c, m) = json_error(br#"{"error":{"code":"InvalidFlushPosition","message":"The uploaded data is not contiguous"}}"#);
+        assert_eq!(c.as_deref(), Some("InvalidFlushPosition"));
+        assert!(m.expect("m").contains("contiguous"));
+        assert_eq!(json_error(b"{not json"), (None, None));
+    }
+
+    #[test]
+    fn ambiguity() {
+        assert!(is_ambiguous(&Error::new(ErrorKind::Connection, "reset")));
+        assert!(is_ambiguous(&Error::new(ErrorKind::Timeout, "t")));
+        assert!(!is_ambiguous(&Error::new(ErrorKind::Connect, "refused")));
+        let busy = Error::service(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("ServerBusy".into()),
+            None,
+            None,
+            None,
+        );
+        assert!(!is_ambiguous(&busy));
+        let internal = Error::service(StatusCode::INTERNAL_SERVER_ERROR, None, None, None, None);
+        assert!(is_ambiguous(&internal));
+    }
+
+    #[test]
+    fn bad_extra_root_is_config_error() {
+        let e = tls_config(Some(b"not a pem")).expect_err("no cert");
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+}

@@ -1,0 +1,50 @@
+//! `cargo xtask <command>`: everything a developer or CI runs, as Rust, so the
+//! README never lists a shell recipe. See `cargo xtask help`.
+
+mod azurite;
+mod certs;
+mod ci;
+mod integration;
+mod util;
+mod vectors;
+
+use std::process::ExitCode;
+
+/// Result type of every subcommand.
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth), run the `tests` package, stop Azurite
+  vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
+  ci                                   fmt --check, clippy -D warnings, unit tests, integration (what .ci/run calls)
+  azurite                              start Azurite in the foreground for manual use (Ctrl-C stops it)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "integration" => integration::run(rest),
+        "vectors" => vectors::run(rest),
+        "ci" => ci::run(rest),
+        "azurite" => azurite::run_foreground(rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{HELP}").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

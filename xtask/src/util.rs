@@ -1,0 +1,29 @@
+//! Small helpers shared by the subcommands: workspace root, running commands.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::Result;
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Runs `cmd` to completion, failing with its command line if it exits non-zero.
+pub fn run_checked(cmd: &mut Command) -> Result {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(format!("command failed ({status}): {cmd:?}").into());
+    }
+    Ok(())
+}
+
+/// `cargo` as invoked by this xtask (respects `$CARGO`).
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
