@@ -26,7 +26,9 @@
 //!   `"creationTime"` as a Windows file time, `"etag"` unquoted).
 //! - `path/create`: `PUT ?resource=file|directory` → 201 with `ETag`,
 //!   `Last-Modified`, `Content-Length: 0`; missing parents are created; an
-//!   existing file is overwritten (truncated) unless a condition says otherwise;
+//!   existing file is overwritten (truncated) unless a condition says otherwise
+//!   (an existing directory keeps its children); a body is 400
+//!   `ContentLengthMustBeZero`;
 //!   `If-None-Match: *` on an existing path → 409 `PathAlreadyExists`; other
 //!   failed conditions → 412 `ConditionNotMet`; a file where a directory is
 //!   expected (or the reverse) → 409 `PathConflict`. `x-ms-properties`
@@ -37,7 +39,8 @@
 //!   conditional headers are "invalid for Append Data" (400 `UnsupportedHeader`).
 //! - `path/read`: `GET` → 200, or 206 with `Content-Range` for `Range` /
 //!   `x-ms-range` (the latter wins), 416 `InvalidRange` when the start is at or
-//!   past the end ("Specifying the range header for Blob service operations").
+//!   past the end ("Specifying the range header for Blob service operations");
+//!   `x-ms-range-get-content-md5: true` adds the range's `Content-MD5`.
 //! - `path/get-properties`: `HEAD` → 200 with `Content-Length`, `ETag`,
 //!   `Last-Modified`, `Content-Type`, `x-ms-resource-type`, `x-ms-properties`,
 //!   owner/group/permissions; `?action=getStatus` leaves out user properties.
@@ -120,6 +123,26 @@
 //! [`DfsServer::inject`] queues a [`Fault`] for the next `times` requests that
 //! its [`Matcher`] selects (first queued, first used; one fault per request;
 //! no randomness). Requests are always recorded, faulted or not.
+//!
+//! # Example
+//! ```no_run
+//! use adls_tests::dfs_server::{DfsServer, Fault, Matcher, Options};
+//! use http::Method;
+//!
+//! # async fn demo() {
+//! let server = DfsServer::start_with(Options { page_size: 2, ..Options::default() }).await;
+//! let endpoint = server.endpoint(); // http://127.0.0.1:PORT/devstoreaccount1
+//! // The next flush is applied, but its answer is lost.
+//! server.inject(Fault::DropResponseAfterApply {
+//!     times: 1,
+//!     matching: Matcher::any().method(Method::PATCH).action("flush"),
+//! });
+//! // ... drive the client under test against `endpoint`, then:
+//! assert_eq!(server.file_contents("logs", "a/b.jsonl").as_deref(), Some(&b"..."[..]));
+//! assert!(server.requests().iter().any(|r| r.query("action").as_deref() == Some("flush")));
+//! # let _ = endpoint;
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;

@@ -40,3 +40,26 @@ pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}-{}", &id[..16])
 }
+
+/// A retry policy with short waits, so fault tests run quickly.
+pub fn fast_retry() -> adls_rest::RetryPolicy {
+    adls_rest::RetryPolicy {
+        max_attempts: 6,
+        initial_backoff: std::time::Duration::from_millis(10),
+        max_backoff: std::time::Duration::from_millis(200),
+        max_retry_after: std::time::Duration::from_secs(2),
+        deadline: std::time::Duration::from_secs(30),
+    }
+}
+
+/// A Shared Key client for an emulator-style (path-style) endpoint such as
+/// Azurite's or the DFS test server's, speaking `dialect`.
+pub fn emulator_client(endpoint: &str, dialect: adls_rest::Dialect) -> adls_rest::Client {
+    let account = adls_rest::Account::emulator(endpoint).expect("emulator endpoint");
+    let credential = adls_rest::Credential::shared_key(AZURITE_KEY).expect("well-known key");
+    adls_rest::Client::builder(account, credential)
+        .dialect(dialect)
+        .retry(fast_retry())
+        .build()
+        .expect("client")
+}

@@ -58,7 +58,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const PORT_ATTEMPTS: u32 = 3;
 
 /// `target/azurite/`: the npm prefix Azurite is installed under, plus `certs/`,
-/// `logs/` and the instances' scratch working directories in `work/`.
+/// `logs/` and the instances' scratch working directories in `work/`. Entries of
+/// `certs/` and `work/` start with the PID of the xtask that made them, so
+/// concurrent runs do not collide and leftovers of killed runs can be pruned.
 pub fn install_dir() -> PathBuf {
     workspace_root().join("target").join("azurite")
 }
@@ -198,7 +200,9 @@ impl Azurite {
             let port = free_port()?;
             // In memory, but from a scratch working directory of its own: 3.35
             // refuses `--location` together with `--inMemoryPersistence`.
-            let workdir = dir.join("work").join(format!("{name}-{port}"));
+            let workdir = dir
+                .join("work")
+                .join(format!("{}-{name}-{port}", std::process::id()));
             fs::create_dir_all(&workdir)
                 .map_err(|e| format!("creating {}: {e}", workdir.display()))?;
             let log = logs.join(format!("{name}-{port}.log"));
@@ -316,21 +320,31 @@ fn wait_ready(process: &mut ProcessGroup, port: u16) -> std::result::Result<(), 
 pub struct AzuritePair {
     /// Where Azurite is installed ([`install_dir`]).
     pub install_dir: PathBuf,
-    /// The freshly generated CA and server certificate.
+    /// A CA and server certificate made for this run, in `target/azurite/certs/<pid>/`
+    /// (per run, so a concurrent run cannot replace the CA a running test trusts).
     pub certs: Certs,
     /// Plain HTTP, in memory.
     pub http: Azurite,
     /// HTTPS with `--oauth basic`, in memory.
     pub https: Azurite,
+    /// Removes the certificate directory once both instances are stopped (declared last).
+    _certs_dir: RemoveOnDrop,
 }
 
 impl AzuritePair {
-    /// Installs Azurite if needed, generates certificates into
-    /// `target/azurite/certs/` and starts both instances.
+    /// Installs Azurite if needed, generates certificates for this run and starts
+    /// both instances side by side.
     pub fn start() -> Result<Self> {
         let install_dir = ensure_installed()?;
-        let certs = certs::generate(&install_dir.join("certs"))?;
-        // Side by side: each takes about a second to start.
+        prune_stale(&install_dir.join("certs"));
+        prune_stale(&install_dir.join("work"));
+        let certs_dir = RemoveOnDrop(
+            install_dir
+                .join("certs")
+                .join(std::process::id().to_string()),
+        );
+        let certs = certs::generate(&certs_dir.0)?;
+        // Each takes about a second to start, most of it Node loading Azurite.
         let (http, https) = thread::scope(|s| {
             let http = s.spawn(|| Azurite::start_http().map_err(|e| e.to_string()));
             let https = Azurite::start_https_oauth(&certs);
@@ -342,6 +356,7 @@ impl AzuritePair {
             certs,
             http,
             https: https?,
+            _certs_dir: certs_dir,
         })
     }
 
@@ -359,6 +374,36 @@ impl AzuritePair {
             (ENV_CA_PEM, self.certs.ca_pem.display().to_string()),
             (ENV_AZURITE_DIR, self.install_dir.display().to_string()),
         ]
+    }
+}
+
+/// Removes a directory tree when dropped.
+#[derive(Debug)]
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the entries of `dir` named `<pid>` or `<pid>-...` whose xtask is no
+/// longer running (left behind by a killed run). Without `/proc`, keeps them.
+fn prune_stale(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 

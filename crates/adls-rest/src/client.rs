@@ -409,6 +409,11 @@ impl File {
         &self.path
     }
 
+    /// The filesystem holding this file.
+    pub fn filesystem(&self) -> &FileSystem {
+        &self.fs
+    }
+
     fn client(&self) -> &Client {
         &self.fs.client
     }

@@ -48,8 +48,10 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// An error from this crate.
-pub struct Error {
+/// An error from this crate (boxed inside, so `Result`s stay small).
+pub struct Error(Box<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     status: Option<StatusCode>,
@@ -63,7 +65,7 @@ pub struct Error {
 impl Error {
     /// A new error of `kind`; `message` must not contain secrets.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             status: None,
@@ -72,7 +74,7 @@ impl Error {
             service_message: None,
             retry_after: None,
             source: None,
-        }
+        }))
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -87,7 +89,7 @@ impl Error {
         mut self,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
@@ -103,11 +105,11 @@ impl Error {
             ErrorKind::Service,
             format!("the service answered {}", status.as_u16()),
         );
-        e.status = Some(status);
-        e.error_code = error_code;
-        e.request_id = request_id;
-        e.service_message = service_message;
-        e.retry_after = retry_after;
+        e.0.status = Some(status);
+        e.0.error_code = error_code;
+        e.0.request_id = request_id;
+        e.0.service_message = service_message;
+        e.0.retry_after = retry_after;
         e
     }
 
@@ -115,49 +117,49 @@ impl Error {
     /// this crate on the Blob dialect, so both dialects fail the same way.
     pub(crate) fn invalid_flush_position(message: impl Into<String>) -> Self {
         let mut e = Error::new(ErrorKind::Service, message);
-        e.status = Some(StatusCode::BAD_REQUEST);
-        e.error_code = Some("InvalidFlushPosition".into());
+        e.0.status = Some(StatusCode::BAD_REQUEST);
+        e.0.error_code = Some("InvalidFlushPosition".into());
         e
     }
 
     /// The broad kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// HTTP status of the service's answer, if there was one.
     pub fn status(&self) -> Option<StatusCode> {
-        self.status
+        self.0.status
     }
 
     /// The `x-ms-error-code` (or the code from the error body), e.g. `BlobAlreadyExists`.
     pub fn error_code(&self) -> Option<&str> {
-        self.error_code.as_deref()
+        self.0.error_code.as_deref()
     }
 
     /// The service's `x-ms-request-id`: quote it to Azure support.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.0.request_id.as_deref()
     }
 
     /// The service's own message (redacted of signatures).
     pub fn service_message(&self) -> Option<&str> {
-        self.service_message.as_deref()
+        self.0.service_message.as_deref()
     }
 
     /// How long the service asked us to wait (`Retry-After`, `x-ms-retry-after-ms`).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// True for 404 answers.
     pub fn is_not_found(&self) -> bool {
-        self.status == Some(StatusCode::NOT_FOUND)
+        self.0.status == Some(StatusCode::NOT_FOUND)
     }
 
     /// True for 409 answers saying the path/blob/container already exists.
     pub fn is_already_exists(&self) -> bool {
-        self.status == Some(StatusCode::CONFLICT)
+        self.0.status == Some(StatusCode::CONFLICT)
             && matches!(
                 self.error_code(),
                 Some(
@@ -177,10 +179,10 @@ impl Error {
     /// Whether trying the same request again may succeed: connect errors,
     /// timeouts, dropped connections, and 408, 429, 500, 502, 503, 504.
     pub fn is_retryable(&self) -> bool {
-        match self.kind {
+        match self.0.kind {
             ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Connection => true,
             ErrorKind::Service => matches!(
-                self.status.map(|s| s.as_u16()),
+                self.0.status.map(|s| s.as_u16()),
                 Some(408 | 429 | 500 | 502 | 503 | 504)
             ),
             _ => false,
@@ -190,21 +192,21 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
+        write!(f, "{}: {}", self.0.kind, self.0.message)?;
         let mut facts = Vec::new();
-        if let Some(code) = &self.error_code {
+        if let Some(code) = &self.0.error_code {
             facts.push(format!("code {code}"));
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = &self.0.request_id {
             facts.push(format!("request id {id}"));
         }
         if !facts.is_empty() {
             write!(f, " ({})", facts.join(", "))?;
         }
-        if let Some(m) = &self.service_message {
+        if let Some(m) = &self.0.service_message {
             write!(f, ": {m}")?;
         }
-        if let Some(src) = &self.source {
+        if let Some(src) = &self.0.source {
             write!(f, ": {src}")?;
         }
         Ok(())
@@ -214,23 +216,24 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(s) = self.status {
+        d.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
+        if let Some(s) = self.0.status {
             d.field("status", &s.as_u16());
         }
-        if let Some(c) = &self.error_code {
+        if let Some(c) = &self.0.error_code {
             d.field("error_code", c);
         }
-        if let Some(r) = &self.request_id {
+        if let Some(r) = &self.0.request_id {
             d.field("request_id", r);
         }
-        if let Some(m) = &self.service_message {
+        if let Some(m) = &self.0.service_message {
             d.field("service_message", m);
         }
-        if let Some(r) = &self.retry_after {
+        if let Some(r) = &self.0.retry_after {
             d.field("retry_after", r);
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = &self.0.source {
             d.field("source", &s.to_string());
         }
         d.finish()
@@ -239,7 +242,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
@@ -279,7 +283,7 @@ pub(crate) fn redact_query_param(text: &str, name: &str) -> String {
         out.push_str(&text[i..value_start]);
         if boundary {
             let end = text[value_start..]
-                .find(|c: char| c == '&' || c == ' ' || c == '\'' || c == '"' || c == '<')
+                .find(['&', ' ', '\'', '"', '<'])
                 .map(|e| value_start + e)
                 .unwrap_or(text.len());
             out.push_str(crate::secret::REDACTED);
