@@ -21,22 +21,18 @@ pub fn run(args: &[String]) -> Result {
     let azurite = AzuritePair::start()?;
 
     let mut cmd = cargo();
-    // `cargo run` (behind `cargo xtask`) gives xtask its own `CARGO_PKG_*` and
-    // `CARGO_MANIFEST_*`; a nested cargo that inherits them sees ring's build
-    // script inputs change and rebuilds ring and all above it, on every run.
-    for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        if key_str.starts_with("CARGO_PKG_") || key_str.starts_with("CARGO_MANIFEST_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.arg("test");
+    let mut test_args = vec!["test".to_string()];
     for package in TEST_PACKAGES {
-        cmd.args(["--package", package]);
+        test_args.extend(["--package".to_string(), package.to_string()]);
     }
-    cmd.args(args);
-    cmd.envs(azurite.test_env());
-    eprintln!("$ {cmd:?}");
+    test_args.extend(args.iter().cloned());
+    cmd.args(&test_args).envs(azurite.test_env());
+    let env: Vec<String> = azurite
+        .test_env()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    eprintln!("$ {} cargo {}", env.join(" "), test_args.join(" "));
     // Its own process group, so an interrupted run also stops the test binaries
     // (and any Azurite a test started for itself).
     let mut tests = ProcessGroup::spawn(&mut cmd, "cargo test")?;

@@ -1,0 +1,440 @@
+//! The batcher: the one task that takes records off the queue, cuts batches
+//! (max records, max bytes or max age, whichever comes first), and dispatches
+//! them to uploads (bounded in flight) or, in the rolling layout, to the one
+//! writer of the current file. It also turns overflow records into spill
+//! files and runs flush and shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::layout::{window_start, Layout, LayoutMode};
+use crate::logger::Shared;
+use crate::metrics::{Counters, DropReason};
+use crate::queue::Entry;
+use crate::uploader::{wait_true, Batch, Create, Delivered, Target, Uploader};
+
+/// Requests from the handles to the batcher.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Write everything accepted so far, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Stop accepting, write everything (until `deadline`; then spill or
+    /// drop), then answer and exit.
+    Shutdown {
+        deadline: Duration,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+enum RollingMsg {
+    Batch(Batch),
+    Sync(oneshot::Sender<()>),
+}
+
+pub(crate) struct Batcher {
+    pub shared: Arc<Shared>,
+    pub config: Config,
+    pub layout: Layout,
+    pub uploader: Arc<Uploader>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub give_up: watch::Sender<bool>,
+    pub seq: u64,
+}
+
+impl Batcher {
+    pub async fn run(mut self) {
+        let permits = Arc::new(Semaphore::new(self.config.max_concurrent_uploads));
+        let mut uploads: JoinSet<()> = JoinSet::new();
+        let rolling = match self.config.layout {
+            LayoutMode::Rolling { window } => {
+                let (tx, rx) = mpsc::channel(self.config.max_concurrent_uploads.max(1));
+                let writer = RollingWriter {
+                    uploader: self.uploader.clone(),
+                    layout: self.layout.clone(),
+                    window,
+                    current: None,
+                    file_seq: 0,
+                };
+                uploads.spawn(writer.run(rx));
+                Some(tx)
+            }
+            _ => None,
+        };
+        let mut pending: Vec<Entry> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let max_records = self.config.max_batch_records;
+        let max_bytes = self.config.max_batch_bytes;
+        let max_age = self.config.max_batch_age;
+        loop {
+            while uploads.try_join_next().is_some() {}
+            self.spill_overflow().await;
+            let before = pending.len();
+            self.shared.queue.take(
+                max_records - pending.len(),
+                max_bytes - pending_bytes,
+                &mut pending,
+            );
+            pending_bytes += pending[before..]
+                .iter()
+                .map(|e| e.line.len())
+                .sum::<usize>();
+
+            if self.config.layout == LayoutMode::PerRecord {
+                for e in pending.drain(..) {
+                    self.dispatch(vec![e], &permits, &mut uploads, &rolling)
+                        .await;
+                }
+                pending_bytes = 0;
+            } else if !pending.is_empty() {
+                let full = pending.len() >= max_records || self.shared.queue.depth().0 > 0;
+                let aged = pending[0].accepted_at.elapsed() >= max_age;
+                if full || aged {
+                    let batch = std::mem::take(&mut pending);
+                    pending_bytes = 0;
+                    self.dispatch(batch, &permits, &mut uploads, &rolling).await;
+                    continue;
+                }
+            }
+
+            let deadline = pending.first().map(|e| e.accepted_at + max_age);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.shared.queue.arrived.notified() => {}
+                _ = sleep => {}
+                msg = self.control.recv() => {
+                    let (reply, exit) = match msg {
+                        Some(Control::Flush(reply)) => (Some(reply), false),
+                        Some(Control::Shutdown { deadline, reply }) => {
+                            self.shared.queue.close();
+                            let give_up = self.give_up.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(deadline).await;
+                                let _ = give_up.send(true);
+                            });
+                            (Some(reply), true)
+                        }
+                        // every handle is gone: write what is left, then stop
+                        None => {
+                            self.shared.queue.close();
+                            (None, true)
+                        }
+                    };
+                    self.drain_all(&mut pending, &permits, &mut uploads, &rolling).await;
+                    pending_bytes = 0;
+                    if let Some(tx) = &rolling {
+                        let (sync_tx, sync_rx) = oneshot::channel();
+                        if tx.send(RollingMsg::Sync(sync_tx)).await.is_ok() {
+                            let _ = sync_rx.await;
+                        }
+                    }
+                    if exit {
+                        drop(rolling);
+                        while uploads.join_next().await.is_some() {}
+                        if let Some(r) = reply {
+                            let _ = r.send(());
+                        }
+                        return;
+                    }
+                    if rolling.is_none() {
+                        while uploads.join_next().await.is_some() {}
+                    }
+                    if let Some(r) = reply {
+                        let _ = r.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts everything queued now (and what `pending` holds) into batches.
+    async fn drain_all(
+        &mut self,
+        pending: &mut Vec<Entry>,
+        permits: &Arc<Semaphore>,
+        uploads: &mut JoinSet<()>,
+        rolling: &Option<mpsc::Sender<RollingMsg>>,
+    ) {
+        loop {
+            self.spill_overflow().await;
+            let bytes: usize = pending.iter().map(|e| e.line.len()).sum();
+            let room_records = self.config.max_batch_records.saturating_sub(pending.len());
+            let room_bytes = self.config.max_batch_bytes.saturating_sub(bytes);
+            self.shared.queue.take(room_records, room_bytes, pending);
+            if pending.is_empty() {
+                return;
+            }
+            if self.config.layout == LayoutMode::PerRecord {
+                for e in pending.drain(..) {
+                    self.dispatch(vec![e], permits, uploads, rolling).await;
+                }
+            } else {
+                let batch = std::mem::take(pending);
+                self.dispatch(batch, permits, uploads, rolling).await;
+            }
+        }
+    }
+
+    fn next_target(&mut self, entries: &[Entry]) -> Target {
+        self.seq += 1;
+        let now = OffsetDateTime::now_utc();
+        match self.config.layout {
+            LayoutMode::PerRecord => Target {
+                path: self.layout.path(now, self.seq, entries[0].id.as_deref()),
+                position: 0,
+                create: Some(Create::Overwrite),
+                close: true,
+            },
+            _ => Target::new_file(self.layout.path(now, self.seq, None)),
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        entries: Vec<Entry>,
+        permits: &Arc<Semaphore>,
+        uploads: &mut JoinSet<()>,
+        rolling: &Option<mpsc::Sender<RollingMsg>>,
+    ) {
+        let records = entries.len() as u64;
+        let target = self.next_target(&entries);
+        let raw = concat(entries);
+        let raw_bytes = raw.len() as u64;
+        Counters::add(&self.shared.counters.in_flight, records);
+        let gzip = self.config.gzip;
+        if let Some(tx) = rolling {
+            let payload = compress(raw, gzip).await;
+            let batch = Batch {
+                target,
+                payload,
+                records,
+                raw_bytes,
+            };
+            if let Err(mpsc::error::SendError(RollingMsg::Batch(b))) =
+                tx.send(RollingMsg::Batch(batch)).await
+            {
+                // the writer is gone (cannot happen before shutdown): keep the ledger whole
+                self.uploader.spill_or_drop(&b, DropReason::Shutdown).await;
+                self.shared
+                    .counters
+                    .in_flight
+                    .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
+            }
+            return;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let uploader = self.uploader.clone();
+        let counters = self.shared.counters.clone();
+        uploads.spawn(async move {
+            let payload = compress(raw, gzip).await;
+            uploader
+                .deliver(Batch {
+                    target,
+                    payload,
+                    records,
+                    raw_bytes,
+                })
+                .await;
+            counters
+                .in_flight
+                .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    /// Writes records that overflowed the queue (spill policy) to the spill directory.
+    async fn spill_overflow(&mut self) {
+        let entries = self.shared.take_overflow();
+        if entries.is_empty() {
+            return;
+        }
+        let groups: Vec<Vec<Entry>> = if self.config.layout == LayoutMode::PerRecord {
+            entries.into_iter().map(|e| vec![e]).collect()
+        } else {
+            vec![entries]
+        };
+        for group in groups {
+            let records = group.len() as u64;
+            let target = self.next_target(&group);
+            let raw = concat(group);
+            let raw_bytes = raw.len() as u64;
+            let payload = compress(raw, self.config.gzip).await;
+            let batch = Batch {
+                target,
+                payload,
+                records,
+                raw_bytes,
+            };
+            self.uploader
+                .spill_or_drop(&batch, DropReason::SpillFailed)
+                .await;
+        }
+    }
+}
+
+fn concat(entries: Vec<Entry>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(entries.iter().map(|e| e.line.len()).sum());
+    for e in entries {
+        buf.extend_from_slice(&e.line);
+    }
+    buf
+}
+
+/// Gzips on the blocking pool when asked (a few ms per MiB).
+async fn compress(raw: Vec<u8>, gzip: bool) -> Bytes {
+    if !gzip {
+        return Bytes::from(raw);
+    }
+    let fallback = raw.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(raw.len() / 4),
+            flate2::Compression::default(),
+        );
+        enc.write_all(&raw).and_then(|_| enc.finish())
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(Bytes::from)
+    .unwrap_or_else(|| {
+        tracing::error!("gzip failed; writing the batch uncompressed");
+        Bytes::from(fallback)
+    })
+}
+
+/// The one writer of the rolling layout's current file: appends each batch
+/// at the file's end and flushes; opens a new file when the window rotates
+/// or after a batch whose outcome left the file's tail uncertain.
+struct RollingWriter {
+    uploader: Arc<Uploader>,
+    layout: Layout,
+    window: Duration,
+    current: Option<OpenFile>,
+    file_seq: u64,
+}
+
+struct OpenFile {
+    path: String,
+    position: u64,
+    window: OffsetDateTime,
+}
+
+impl RollingWriter {
+    async fn run(mut self, mut rx: mpsc::Receiver<RollingMsg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                RollingMsg::Batch(batch) => self.write(batch).await,
+                RollingMsg::Sync(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        self.close_current().await;
+    }
+
+    async fn write(&mut self, mut batch: Batch) {
+        let now = OffsetDateTime::now_utc();
+        let window = window_start(now, self.window);
+        if self.current.as_ref().is_some_and(|f| f.window != window) {
+            self.close_current().await;
+        }
+        let file = self.current.get_or_insert_with(|| {
+            self.file_seq += 1;
+            OpenFile {
+                path: self.layout.path(now, self.file_seq, None),
+                position: 0,
+                window,
+            }
+        });
+        let target = Target {
+            path: file.path.clone(),
+            position: file.position,
+            create: (file.position == 0).then_some(Create::New),
+            close: false,
+        };
+        batch.target = target.clone();
+        let len = batch.payload.len() as u64;
+        let records = batch.records;
+        let started = Instant::now();
+        let outcome = self.uploader.deliver(batch).await;
+        self.uploader
+            .counters
+            .in_flight
+            .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            Delivered::Written(t) if t == target => {
+                if let Some(f) = self.current.as_mut() {
+                    f.position += len;
+                }
+                tracing::trace!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "rolling append"
+                );
+            }
+            _ => {
+                // written elsewhere, spilled or dropped: this file's tail is
+                // not ours to extend any more
+                self.current = None;
+            }
+        }
+    }
+
+    async fn close_current(&mut self) {
+        let Some(f) = self.current.take() else { return };
+        if f.position == 0 {
+            return;
+        }
+        let result = async {
+            let file = self.uploader.fs.file(&f.path)?;
+            file.flush(
+                f.position,
+                &adls_rest::FlushOptions {
+                    close: true,
+                    content_type: Some(self.uploader.settings.content_type.clone()),
+                },
+            )
+            .await
+        }
+        .await;
+        match result {
+            Ok(_) => Counters::add(&self.uploader.counters.files, 1),
+            Err(e) => {
+                tracing::warn!(path = %f.path, error = %e, "could not close rolling file (its data is committed)")
+            }
+        }
+    }
+}
+
+/// Runs until `stop` becomes true: replays spill files oldest first whenever
+/// storage looks healthy (a live upload succeeded) and every `interval`.
+pub(crate) async fn replayer(
+    uploader: Arc<Uploader>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(spill) = uploader.spill.clone() else {
+        return;
+    };
+    loop {
+        crate::replay::replay_pass(&uploader, &spill).await;
+        tokio::select! {
+            _ = uploader.healthy.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+            _ = wait_true(&mut stop) => return,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Where logs go, read from the environment the way the original callback
+//! did: `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT_NAME`
+//! with `AZURE_STORAGE_ACCOUNT_KEY` (Shared Key) or with
+//! `AZURE_STORAGE_TENANT_ID` / `AZURE_STORAGE_CLIENT_ID` /
+//! `AZURE_STORAGE_CLIENT_SECRET` (Entra ID). Optional:
+//! `AZURE_STORAGE_ENDPOINT` (custom DFS/Blob endpoint), `AZURE_STORAGE_DIALECT`
+//! (`dfs` or `blob`), `LLM_LOG_CA_PEM` (extra root certificate file).
+
+use adls_rest::{Account, Client, ClientBuilder, Credential, Dialect};
+
+use crate::error::LogError;
+
+/// Builds the storage client from the environment.
+pub fn client_from_env() -> Result<Client, LogError> {
+    client_from_lookup(|k| std::env::var(k).ok())
+}
+
+/// [`client_from_env`] with an injected lookup (for tests).
+pub fn client_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Client, LogError> {
+    let get = |k: &str| {
+        get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut builder: ClientBuilder = if let Some(cs) = get("AZURE_STORAGE_CONNECTION_STRING") {
+        Client::from_connection_string(&cs)
+            .map_err(|e| LogError::config("AZURE_STORAGE_CONNECTION_STRING", e.to_string()))?
+    } else {
+        let name = get("AZURE_STORAGE_ACCOUNT_NAME").ok_or_else(|| {
+            LogError::config(
+                "AZURE_STORAGE_ACCOUNT_NAME",
+                "not set (and no AZURE_STORAGE_CONNECTION_STRING): say which storage account to write to",
+            )
+        })?;
+        let account = match get("AZURE_STORAGE_ENDPOINT") {
+            Some(ep) => Account::custom(&name, &ep, &ep),
+            None => Account::azure(&name),
+        }
+        .map_err(|e| LogError::config("AZURE_STORAGE_ACCOUNT_NAME", e.to_string()))?;
+        let credential = if let Some(key) = get("AZURE_STORAGE_ACCOUNT_KEY") {
+            Credential::shared_key(&key)
+                .map_err(|e| LogError::config("AZURE_STORAGE_ACCOUNT_KEY", e.to_string()))?
+        } else if let (Some(tenant), Some(client_id), Some(secret)) = (
+            get("AZURE_STORAGE_TENANT_ID"),
+            get("AZURE_STORAGE_CLIENT_ID"),
+            get("AZURE_STORAGE_CLIENT_SECRET"),
+        ) {
+            entra_credential(&tenant, &client_id, &secret, get("AZURE_AUTHORITY_HOST"))?
+        } else {
+            return Err(LogError::config(
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                "no credential: set AZURE_STORAGE_ACCOUNT_KEY, or AZURE_STORAGE_TENANT_ID, AZURE_STORAGE_CLIENT_ID and AZURE_STORAGE_CLIENT_SECRET",
+            ));
+        };
+        Client::builder(account, credential)
+    };
+    if let Some(d) = get("AZURE_STORAGE_DIALECT") {
+        let dialect: Dialect = d.parse().map_err(|e: adls_rest::Error| {
+            LogError::config("AZURE_STORAGE_DIALECT", e.to_string())
+        })?;
+        builder = builder.dialect(dialect);
+    }
+    if let Some(path) = get("LLM_LOG_CA_PEM") {
+        let pem = std::fs::read(&path)
+            .map_err(|e| LogError::config("LLM_LOG_CA_PEM", format!("cannot read {path}: {e}")))?;
+        builder = builder.extra_root_pem(pem);
+    }
+    builder
+        .build()
+        .map_err(|e| LogError::config("storage client", e.to_string()))
+}
+
+fn entra_credential(
+    _tenant: &str,
+    _client_id: &str,
+    _secret: &str,
+    _authority: Option<String>,
+) -> Result<Credential, LogError> {
+    Err(LogError::config(
+        "AZURE_STORAGE_CLIENT_SECRET",
+        "Entra ID client-secret credentials are not available in this build yet",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Client, LogError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        client_from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn original_variables() {
+        let c = from(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "myacct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "c2VjcmV0"),
+        ])
+        .expect("client");
+        assert_eq!(c.account().name(), "myacct");
+        assert_eq!(c.dialect(), Dialect::Dfs);
+        let c = from(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "UseDevelopmentStorage=true",
+        )])
+        .expect("client");
+        assert_eq!(c.dialect(), Dialect::Blob);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_hide_secrets() {
+        let secret = "NOT_BASE64_SECRET!!";
+        for (pairs, var) in [
+            (vec![], "AZURE_STORAGE_ACCOUNT_NAME"),
+            (
+                vec![("AZURE_STORAGE_ACCOUNT_NAME", "myacct")],
+                "AZURE_STORAGE_ACCOUNT_KEY",
+            ),
+            (
+                vec![
+                    ("AZURE_STORAGE_ACCOUNT_NAME", "myacct"),
+                    ("AZURE_STORAGE_ACCOUNT_KEY", secret),
+                ],
+                "AZURE_STORAGE_ACCOUNT_KEY",
+            ),
+            (
+                vec![(
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    "AccountName=x;AccountKey=NOT_BASE64_SECRET!!",
+                )],
+                "AZURE_STORAGE_CONNECTION_STRING",
+            ),
+            (
+                vec![
+                    (
+                        "AZURE_STORAGE_CONNECTION_STRING",
+                        "UseDevelopmentStorage=true",
+                    ),
+                    ("AZURE_STORAGE_DIALECT", "ftp"),
+                ],
+                "AZURE_STORAGE_DIALECT",
+            ),
+        ] {
+            let e = from(&pairs).expect_err(var);
+            let shown = format!("{e} {e:?}");
+            assert!(shown.contains(var), "{shown}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

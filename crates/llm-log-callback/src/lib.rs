@@ -1,0 +1,50 @@
+//! Ship LLM gateway request logs to Azure Data Lake Storage Gen2 (or Blob
+//! storage) in batches, through one reused `adls-rest` client, without losing
+//! a record it accepted.
+//!
+//! A gateway hands [`Logger::log`] one [`LogRecord`] per LLM request (LiteLLM's
+//! `StandardLoggingPayload` shape). The call never blocks: the record is
+//! redacted and serialized to one NDJSON line on the caller's thread and put
+//! on a bounded queue. One background task cuts batches (by records, bytes or
+//! age), writes each as create-new → append → flush with bounded concurrency,
+//! retries, spills to disk when storage stays down, and replays spills when it
+//! is back. Every accepted record ends in exactly one of written, spilled or
+//! dropped (with a reason): see [`Metrics`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use llm_log_callback::{Config, Logger, LogRecord};
+//!
+//! let client = adls_rest::Client::from_connection_string("UseDevelopmentStorage=true")?.build()?;
+//! let logger = Logger::start(client, Config { filesystem: "llm-logs".into(), ..Config::default() }).await?;
+//! logger.log_json(r#"{"id":"chatcmpl-1","model":"gpt-4o","status":"success","prompt_tokens":12}"#)?;
+//! let report = logger.shutdown(std::time::Duration::from_secs(30)).await;
+//! assert!(report.complete);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod batcher;
+pub mod clients;
+pub mod config;
+pub mod destination;
+pub mod error;
+pub mod layout;
+mod logger;
+pub mod metrics;
+mod queue;
+pub mod record;
+pub mod redact;
+mod replay;
+pub mod spill;
+pub mod uploader;
+
+pub use clients::ClientCache;
+pub use config::{Config, OverflowPolicy, SpillConfig};
+pub use destination::client_from_env;
+pub use error::LogError;
+pub use layout::LayoutMode;
+pub use logger::{Logger, Report};
+pub use metrics::{DropReason, Dropped, Metrics};
+pub use record::{Field, LogRecord};
+pub use redact::{ContentPolicy, Redaction};

@@ -1,0 +1,375 @@
+//! [`Logger`]: the handle a gateway holds. `log` serializes the record on the
+//! caller's thread and queues it without awaiting; one background batcher
+//! writes batches through one reused `adls-rest` client.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adls_rest::Client;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::batcher::{replayer, Batcher, Control};
+use crate::config::{Config, OverflowPolicy};
+use crate::error::LogError;
+use crate::layout::{Layout, LayoutMode};
+use crate::metrics::{Counters, DropReason, Metrics};
+use crate::queue::{Entry, PushError, Queue};
+use crate::record::{Field, LogRecord};
+use crate::redact::Redaction;
+use crate::spill::SpillDir;
+use crate::uploader::{UploadSettings, Uploader};
+
+/// State shared by the handles and the background tasks.
+pub(crate) struct Shared {
+    pub queue: Queue,
+    pub counters: Arc<Counters>,
+    overflow: Mutex<(Vec<Entry>, usize)>,
+    overflow_max_bytes: usize,
+    policy: OverflowPolicy,
+    redaction: Redaction,
+    max_record_bytes: usize,
+    keep_ids: bool,
+    control: mpsc::UnboundedSender<Control>,
+    client: Client,
+}
+
+impl Shared {
+    pub fn take_overflow(&self) -> Vec<Entry> {
+        let mut o = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
+        o.1 = 0;
+        std::mem::take(&mut o.0)
+    }
+}
+
+/// What `flush` and `shutdown` report: the ledger at that moment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// True when every accepted record is written, spilled or dropped (none in flight).
+    pub complete: bool,
+    /// How long the call took.
+    pub elapsed_ms: u64,
+    /// The ledger and metrics.
+    pub metrics: Metrics,
+}
+
+/// The logging handle: cheap to clone, `Send + Sync`, usable from any thread.
+#[derive(Clone)]
+pub struct Logger {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Logger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logger")
+            .field("client", &self.shared.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Logger {
+    /// Starts a logger writing through `client` (reuse one client per
+    /// destination for the life of the process). Creates the filesystem if
+    /// configured, opens the spill directory and replays what an earlier run
+    /// left there, and spawns the background tasks on the current Tokio
+    /// runtime (multi-thread or current-thread).
+    pub async fn start(client: Client, config: Config) -> Result<Logger, LogError> {
+        config.validate()?;
+        let layout = Layout::new(
+            config.template(),
+            &config.prefix,
+            &config.instance,
+            config.gzip,
+            &config.layout,
+        )
+        .map_err(|m| LogError::config("path_template", m))?;
+        let fs = client
+            .filesystem(&config.filesystem)
+            .map_err(|e| LogError::config("filesystem", e.to_string()))?;
+        if config.create_filesystem {
+            fs.create_if_not_exists().await?;
+        }
+        let spill = match &config.spill {
+            Some(s) => {
+                let dir = s.dir.clone();
+                let max = s.max_bytes;
+                let inst = layout.instance().to_string();
+                let opened = tokio::task::spawn_blocking(move || SpillDir::open(&dir, max, &inst))
+                    .await
+                    .map_err(|e| LogError::config("spill.dir", e.to_string()))?
+                    .map_err(|e| {
+                        LogError::config(
+                            "spill.dir",
+                            format!("cannot open {}: {e}", s.dir.display()),
+                        )
+                    })?;
+                Some(Arc::new(opened))
+            }
+            None => None,
+        };
+        let counters = Arc::new(Counters::default());
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (give_up_tx, give_up_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            queue: Queue::new(config.queue_max_records, config.queue_max_bytes),
+            counters: counters.clone(),
+            overflow: Mutex::new((Vec::new(), 0)),
+            overflow_max_bytes: config.queue_max_bytes,
+            policy: config.overflow,
+            redaction: config.redaction.clone(),
+            max_record_bytes: config.max_batch_bytes,
+            keep_ids: config.layout == LayoutMode::PerRecord,
+            control: control_tx,
+            client: client.clone(),
+        });
+        let uploader = Arc::new(Uploader {
+            fs,
+            settings: UploadSettings {
+                append_chunk: config.append_chunk_bytes,
+                content_type: if config.gzip {
+                    "application/gzip".into()
+                } else {
+                    "application/x-ndjson".into()
+                },
+                retry_window: config.batch_retry_window,
+                initial_backoff: Duration::from_millis(250),
+                max_backoff: Duration::from_secs(10),
+            },
+            counters,
+            spill,
+            give_up: give_up_rx.clone(),
+            healthy: Arc::new(tokio::sync::Notify::new()),
+        });
+        if uploader.spill.is_some() {
+            tokio::spawn(replayer(
+                uploader.clone(),
+                config.replay_interval,
+                give_up_rx,
+            ));
+        }
+        let batcher = Batcher {
+            shared: shared.clone(),
+            config,
+            layout,
+            uploader,
+            control: control_rx,
+            give_up: give_up_tx,
+            seq: 0,
+        };
+        tokio::spawn(batcher.run());
+        Ok(Logger { shared })
+    }
+
+    /// Queues a record. Never blocks and never awaits: redaction and
+    /// serialization run on the caller's thread, then a short lock.
+    ///
+    /// `Err(QueueFull)` means the record was accepted and dropped (counted in
+    /// `dropped.queue_full`); other errors mean it was refused (`rejected`).
+    pub fn log(&self, record: LogRecord) -> Result<(), LogError> {
+        let entry = self.prepare(record)?;
+        self.push(entry)
+    }
+
+    /// Queues a JSON object (e.g. LiteLLM's `standard_logging_object`).
+    pub fn log_value(&self, value: Value) -> Result<(), LogError> {
+        match LogRecord::from_value(value) {
+            Ok(r) => self.log(r),
+            Err(e) => Err(self.reject(LogError::InvalidRecord(e.to_string()))),
+        }
+    }
+
+    /// Queues a JSON text.
+    pub fn log_json(&self, json: &str) -> Result<(), LogError> {
+        match LogRecord::from_json(json) {
+            Ok(r) => self.log(r),
+            Err(e) => Err(self.reject(LogError::InvalidRecord(e.to_string()))),
+        }
+    }
+
+    /// Queues a successful call's record (sets `status` to `success` if unset).
+    pub fn log_success(&self, mut record: LogRecord) -> Result<(), LogError> {
+        if record.status.get().is_none() {
+            record.status = Field::Value("success".into());
+        }
+        self.log(record)
+    }
+
+    /// Queues a failed call's record (sets `status` to `failure` and
+    /// `error_str` if unset). Redaction applies exactly as on success.
+    pub fn log_failure(&self, mut record: LogRecord, error: &str) -> Result<(), LogError> {
+        record.status = Field::Value("failure".into());
+        if record.error_str.get().is_none() {
+            record.error_str = Field::Value(error.to_string());
+        }
+        self.log(record)
+    }
+
+    /// Like [`Logger::log`], but when the queue is full waits for room
+    /// instead of applying the overflow policy.
+    pub async fn log_async(&self, record: LogRecord) -> Result<(), LogError> {
+        let mut entry = self.prepare(record)?;
+        loop {
+            let room = self.shared.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.shared.queue.try_push(entry) {
+                Ok(()) => {
+                    Counters::add(&self.shared.counters.accepted, 1);
+                    return Ok(());
+                }
+                Err(PushError::Closed) => return Err(self.reject(LogError::ShutDown)),
+                Err(PushError::Full(e)) => {
+                    entry = e;
+                    self.shared.queue.arrived.notify_one();
+                    room.await;
+                }
+            }
+        }
+    }
+
+    /// Counts a refused record and hands its error back.
+    fn reject(&self, e: LogError) -> LogError {
+        Counters::add(&self.shared.counters.rejected, 1);
+        e
+    }
+
+    fn prepare(&self, mut record: LogRecord) -> Result<Entry, LogError> {
+        if self.shared.queue.is_closed() {
+            return Err(self.reject(LogError::ShutDown));
+        }
+        self.shared.redaction.apply(&mut record);
+        let id = record.ensure_id().to_string();
+        let mut line = match serde_json::to_vec(&record) {
+            Ok(l) => l,
+            Err(e) => return Err(self.reject(LogError::InvalidRecord(e.to_string()))),
+        };
+        line.push(b'\n');
+        if line.len() > self.shared.max_record_bytes {
+            let e = LogError::RecordTooLarge {
+                bytes: line.len(),
+                limit: self.shared.max_record_bytes,
+            };
+            return Err(self.reject(e));
+        }
+        Ok(Entry {
+            line,
+            id: self.shared.keep_ids.then_some(id),
+            accepted_at: Instant::now(),
+        })
+    }
+
+    fn push(&self, entry: Entry) -> Result<(), LogError> {
+        let c = &self.shared.counters;
+        match self.shared.queue.try_push(entry) {
+            Ok(()) => {
+                Counters::add(&c.accepted, 1);
+                Ok(())
+            }
+            Err(PushError::Closed) => Err(self.reject(LogError::ShutDown)),
+            Err(PushError::Full(e)) => {
+                Counters::add(&c.accepted, 1);
+                if self.shared.policy == OverflowPolicy::Spill {
+                    let mut o = self
+                        .shared
+                        .overflow
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if o.1 + e.line.len() <= self.shared.overflow_max_bytes {
+                        o.1 += e.line.len();
+                        o.0.push(e);
+                        drop(o);
+                        self.shared.queue.arrived.notify_one();
+                        return Ok(());
+                    }
+                    drop(o);
+                    c.drop_records(DropReason::SpillFailed, 1);
+                    return Err(LogError::QueueFull);
+                }
+                c.drop_records(DropReason::QueueFull, 1);
+                Err(LogError::QueueFull)
+            }
+        }
+    }
+
+    /// Writes everything accepted so far (waits for the uploads), then reports.
+    pub async fn flush(&self) -> Report {
+        let t0 = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        if self.shared.control.send(Control::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.report(t0)
+    }
+
+    /// Stops accepting records and writes everything; after `deadline`,
+    /// whatever is still unwritten is spilled (or dropped with reason
+    /// `shutdown` when spilling is off). Returns the final ledger.
+    pub async fn shutdown(&self, deadline: Duration) -> Report {
+        let t0 = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        if self
+            .shared
+            .control
+            .send(Control::Shutdown {
+                deadline,
+                reply: tx,
+            })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        self.report(t0)
+    }
+
+    fn report(&self, t0: Instant) -> Report {
+        let metrics = self.metrics();
+        let m = &metrics;
+        let complete = m.queue_records == 0
+            && m.in_flight == 0
+            && m.accepted == m.written + m.spilled + m.dropped.total();
+        Report {
+            complete,
+            elapsed_ms: t0.elapsed().as_millis() as u64,
+            metrics,
+        }
+    }
+
+    /// A snapshot of the ledger and health metrics.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.shared.counters;
+        let (queue_records, queue_bytes, oldest) = self.shared.queue.depth();
+        let overflow = self
+            .shared
+            .overflow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .len() as u64;
+        let stats = self.shared.client.stats();
+        Metrics {
+            accepted: Counters::get(&c.accepted),
+            rejected: Counters::get(&c.rejected),
+            written: Counters::get(&c.written),
+            written_bytes: Counters::get(&c.written_bytes),
+            spilled: Counters::get(&c.spilled),
+            replayed: Counters::get(&c.replayed),
+            quarantined_files: Counters::get(&c.quarantined),
+            dropped: c.dropped(),
+            files: Counters::get(&c.files),
+            batch_retries: Counters::get(&c.batch_retries),
+            requests: stats.requests_sent,
+            http_retries: stats.retries,
+            connections_opened: stats.connections_opened,
+            queue_records: queue_records as u64 + overflow,
+            queue_bytes: queue_bytes as u64,
+            oldest_queued_ms: oldest.map(|t| t.elapsed().as_millis() as u64),
+            in_flight: Counters::get(&c.in_flight),
+            upload_latency: c.latency(),
+        }
+    }
+
+    /// The storage client (shared by every clone of this logger).
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+}

@@ -1,0 +1,252 @@
+//! The ledger and metrics: every accepted record ends in exactly one of
+//! written, spilled or dropped (with a reason); [`Metrics`] is a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Why records were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The queue was full and the policy is drop-newest.
+    QueueFull,
+    /// Uploads failed for longer than the retry window and spilling is off.
+    UploadFailed,
+    /// The spill directory was full (its size cap) or could not be written.
+    SpillFailed,
+    /// Shutdown's deadline passed with the record still queued or in flight, and spilling is off.
+    Shutdown,
+}
+
+impl DropReason {
+    /// Stable lower-case name, for metrics labels and reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::UploadFailed => "upload_failed",
+            DropReason::SpillFailed => "spill_failed",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Records dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Dropped {
+    /// Queue full (drop-newest policy).
+    pub queue_full: u64,
+    /// Upload retries exhausted, spilling off.
+    pub upload_failed: u64,
+    /// Spill directory full or unwritable.
+    pub spill_failed: u64,
+    /// Shutdown deadline passed, spilling off.
+    pub shutdown: u64,
+}
+
+impl Dropped {
+    /// All dropped records.
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.upload_failed + self.spill_failed + self.shutdown
+    }
+}
+
+/// Upload latency percentiles (per batch, from dispatch to flushed), in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest seen.
+    pub max_ms: f64,
+    /// Uploads measured.
+    pub count: u64,
+}
+
+/// A snapshot of the logger's ledger and health.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Metrics {
+    /// Records accepted by `log*` (refused records are not counted here).
+    pub accepted: u64,
+    /// Records refused by `log*` with an error (invalid, too large, after shutdown).
+    pub rejected: u64,
+    /// Accepted records now in storage.
+    pub written: u64,
+    /// Uncompressed bytes of written records.
+    pub written_bytes: u64,
+    /// Accepted records written to the spill directory (to be replayed).
+    pub spilled: u64,
+    /// Records uploaded from spill files (this run's and earlier runs').
+    pub replayed: u64,
+    /// Spill files found corrupt and moved to `quarantine/`.
+    pub quarantined_files: u64,
+    /// Accepted records dropped, by reason.
+    pub dropped: Dropped,
+    /// Files completed in storage.
+    pub files: u64,
+    /// Whole-batch retries (after the client's own retries gave up).
+    pub batch_retries: u64,
+    /// HTTP requests sent by the storage client (every attempt).
+    pub requests: u64,
+    /// HTTP retries by the storage client.
+    pub http_retries: u64,
+    /// Connections the storage client opened.
+    pub connections_opened: u64,
+    /// Records waiting in the queue.
+    pub queue_records: u64,
+    /// Bytes waiting in the queue.
+    pub queue_bytes: u64,
+    /// Age of the oldest queued record.
+    pub oldest_queued_ms: Option<u64>,
+    /// Records cut into batches and not yet written, spilled or dropped.
+    pub in_flight: u64,
+    /// Upload latency per batch.
+    pub upload_latency: Latency,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub written: AtomicU64,
+    pub written_bytes: AtomicU64,
+    pub spilled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub files: AtomicU64,
+    pub batch_retries: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_upload_failed: AtomicU64,
+    pub dropped_spill_failed: AtomicU64,
+    pub dropped_shutdown: AtomicU64,
+    latencies: Mutex<Histogram>,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    pub fn drop_records(&self, reason: DropReason, n: u64) {
+        let c = match reason {
+            DropReason::QueueFull => &self.dropped_queue_full,
+            DropReason::UploadFailed => &self.dropped_upload_failed,
+            DropReason::SpillFailed => &self.dropped_spill_failed,
+            DropReason::Shutdown => &self.dropped_shutdown,
+        };
+        Self::add(c, n);
+    }
+
+    pub fn record_latency(&self, d: Duration) {
+        self.latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(d);
+    }
+
+    pub fn dropped(&self) -> Dropped {
+        Dropped {
+            queue_full: Self::get(&self.dropped_queue_full),
+            upload_failed: Self::get(&self.dropped_upload_failed),
+            spill_failed: Self::get(&self.dropped_spill_failed),
+            shutdown: Self::get(&self.dropped_shutdown),
+        }
+    }
+
+    pub fn latency(&self) -> Latency {
+        self.latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .summary()
+    }
+}
+
+/// Log-spaced buckets (about 9 % wide) from 0.1 ms to ~30 min: enough
+/// resolution for percentiles, constant memory.
+#[derive(Debug)]
+struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max: Duration,
+}
+
+const BUCKETS: usize = 200;
+const BASE_MS: f64 = 0.1;
+const GROWTH: f64 = 1.09;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: vec![0; BUCKETS],
+            count: 0,
+            max: Duration::ZERO,
+        }
+    }
+}
+
+impl Histogram {
+    fn record(&mut self, d: Duration) {
+        let ms = d.as_secs_f64() * 1000.0;
+        let i = if ms <= BASE_MS {
+            0
+        } else {
+            ((ms / BASE_MS).ln() / GROWTH.ln()).ceil() as usize
+        };
+        self.buckets[i.min(BUCKETS - 1)] += 1;
+        self.count += 1;
+        self.max = self.max.max(d);
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let upper = BASE_MS * GROWTH.powi(i as i32);
+                return upper.min(self.max.as_secs_f64() * 1000.0);
+            }
+        }
+        self.max.as_secs_f64() * 1000.0
+    }
+
+    fn summary(&self) -> Latency {
+        Latency {
+            p50_ms: self.quantile(0.50),
+            p90_ms: self.quantile(0.90),
+            p99_ms: self.quantile(0.99),
+            max_ms: self.max.as_secs_f64() * 1000.0,
+            count: self.count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_are_close() {
+        let mut h = Histogram::default();
+        for ms in 1..=1000u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let s = h.summary();
+        assert!((s.p50_ms - 500.0).abs() / 500.0 < 0.1, "{s:?}");
+        assert!((s.p99_ms - 990.0).abs() / 990.0 < 0.1, "{s:?}");
+        assert_eq!(s.max_ms, 1000.0);
+        assert_eq!(s.count, 1000);
+        assert_eq!(Histogram::default().summary().p99_ms, 0.0);
+    }
+}

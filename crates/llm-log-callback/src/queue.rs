@@ -1,0 +1,166 @@
+//! The bounded queue between the gateway's threads and the batcher: bounded
+//! by records and by bytes, never awaited on the hot path (a short
+//! `std::sync::Mutex` section), with wake-ups for the batcher and for
+//! producers waiting for room.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+/// One serialized record (an NDJSON line, newline included).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub line: Vec<u8>,
+    /// The record id, kept only where the layout names files by id.
+    pub id: Option<String>,
+    pub accepted_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<Entry>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// Why a push was refused.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    Full(Entry),
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    max_records: usize,
+    max_bytes: usize,
+    /// Wakes the batcher when records arrive.
+    pub arrived: Notify,
+    /// Wakes producers waiting for room.
+    pub room: Notify,
+}
+
+impl Queue {
+    pub fn new(max_records: usize, max_bytes: usize) -> Self {
+        Queue {
+            state: Mutex::new(State::default()),
+            max_records,
+            max_bytes,
+            arrived: Notify::new(),
+            room: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `e` if it fits; never blocks beyond the short lock.
+    pub fn try_push(&self, e: Entry) -> Result<(), PushError> {
+        {
+            let mut s = self.lock();
+            if s.closed {
+                return Err(PushError::Closed);
+            }
+            let fits = s.items.len() < self.max_records
+                && (s.bytes + e.line.len() <= self.max_bytes || s.items.is_empty());
+            if !fits {
+                return Err(PushError::Full(e));
+            }
+            s.bytes += e.line.len();
+            s.items.push_back(e);
+        }
+        self.arrived.notify_one();
+        Ok(())
+    }
+
+    /// Takes entries from the front while they fit in `max_records` / `max_bytes`.
+    pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
+        let mut taken_bytes = 0;
+        let mut n = 0;
+        {
+            let mut s = self.lock();
+            while n < max_records {
+                let Some(front) = s.items.front() else { break };
+                if taken_bytes + front.line.len() > max_bytes {
+                    break;
+                }
+                let e = s.items.pop_front().expect("front exists");
+                s.bytes -= e.line.len();
+                taken_bytes += e.line.len();
+                out.push(e);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.room.notify_waiters();
+        }
+        n
+    }
+
+    /// Refuses further pushes (shutdown).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.arrived.notify_one();
+        self.room.notify_waiters();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// (records, bytes, oldest accept time).
+    pub fn depth(&self) -> (usize, usize, Option<Instant>) {
+        let s = self.lock();
+        (
+            s.items.len(),
+            s.bytes,
+            s.items.front().map(|e| e.accepted_at),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> Entry {
+        Entry {
+            line: vec![b'x'; n],
+            id: None,
+            accepted_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn bounded_by_records_and_bytes() {
+        let q = Queue::new(3, 100);
+        q.try_push(entry(40)).expect("1");
+        q.try_push(entry(40)).expect("2");
+        assert!(
+            matches!(q.try_push(entry(40)), Err(PushError::Full(_))),
+            "bytes bound"
+        );
+        q.try_push(entry(20)).expect("3");
+        assert!(
+            matches!(q.try_push(entry(1)), Err(PushError::Full(_))),
+            "records bound"
+        );
+        assert_eq!(q.depth().0, 3);
+        let mut out = Vec::new();
+        assert_eq!(q.take(10, 85, &mut out), 2, "third would exceed 85 bytes");
+        assert_eq!(q.depth().1, 20);
+        q.close();
+        assert!(matches!(q.try_push(entry(1)), Err(PushError::Closed)));
+    }
+
+    #[test]
+    fn one_oversized_entry_fits_an_empty_queue() {
+        let q = Queue::new(10, 10);
+        q.try_push(entry(50)).expect("alone it fits");
+        assert!(q.try_push(entry(1)).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Replaying the spill directory: oldest file first, each written to its
+//! original target (so a batch whose first upload did in fact land is not
+//! written twice), deleted only after storage confirmed it. Corrupt files are
+//! quarantined and counted; a storage failure ends the pass until storage is
+//! healthy again.
+
+use std::sync::Arc;
+
+use crate::metrics::Counters;
+use crate::spill::{ReadError, SpillDir};
+use crate::uploader::{write_once, AttemptError, Uploader};
+
+/// One pass over the directory. Returns the number of files replayed.
+pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> usize {
+    let files = {
+        let s = spill.clone();
+        match tokio::task::spawn_blocking(move || s.list()).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot list the spill directory");
+                return 0;
+            }
+            Err(_) => return 0,
+        }
+    };
+    let mut replayed = 0;
+    for path in files {
+        if *uploader.give_up.borrow() {
+            break;
+        }
+        let read = {
+            let s = spill.clone();
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || s.read(&p)).await
+        };
+        let (header, payload) = match read {
+            Ok(Ok(x)) => x,
+            Ok(Err(ReadError::Corrupt(why))) => {
+                let s = spill.clone();
+                let p = path.clone();
+                let moved = tokio::task::spawn_blocking(move || s.quarantine(&p)).await;
+                Counters::add(&uploader.counters.quarantined, 1);
+                match moved {
+                    Ok(Ok(to)) => {
+                        tracing::error!(file = %path.display(), quarantined = %to.display(), %why, "corrupt spill file quarantined")
+                    }
+                    _ => {
+                        tracing::error!(file = %path.display(), %why, "corrupt spill file could not be moved to quarantine")
+                    }
+                }
+                continue;
+            }
+            Ok(Err(ReadError::Io(e))) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read spill file; will retry later");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let payload = bytes::Bytes::from(payload);
+        let mut target = header.target.clone();
+        let mut conflicts = 0;
+        let ok = loop {
+            match write_once(&uploader.fs, &target, &payload, &uploader.settings).await {
+                Ok(()) => break true,
+                Err(AttemptError::Conflict(why)) if conflicts < 3 => {
+                    conflicts += 1;
+                    tracing::warn!(%why, "replay target holds other data; writing to a new file");
+                    target = target.conflict_alternative(conflicts);
+                }
+                Err(AttemptError::Conflict(_)) => break false,
+                Err(AttemptError::Retry(e)) => {
+                    tracing::info!(error = %e, "storage still failing; replay paused");
+                    return replayed;
+                }
+            }
+        };
+        if !ok {
+            continue;
+        }
+        let s = spill.clone();
+        let p = path.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.remove(&p)).await {
+            // written but not removed: a later replay finds it written and removes it
+            tracing::warn!(file = %path.display(), error = %e, "replayed spill file could not be removed");
+            continue;
+        }
+        Counters::add(&uploader.counters.replayed, header.records);
+        if target.close {
+            Counters::add(&uploader.counters.files, 1);
+        }
+        replayed += 1;
+        tracing::info!(file = %path.display(), records = header.records, path = %target.path, "spill file replayed");
+    }
+    replayed
+}
