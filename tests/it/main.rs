@@ -11,5 +11,7 @@ mod azurite_blob;
 mod azurite_https;
 mod cli;
 mod dfs;
+mod identity;
+mod logger;
 mod pool;
 mod retry;

@@ -5,8 +5,10 @@
 //! the environment variables below; a test that needs Azurite and does not find
 //! them fails with a message that says how to start it.
 
+pub mod azurite;
 pub mod dfs_server;
 pub mod fault_proxy;
+pub mod token_server;
 
 /// Blob endpoint of the plain-HTTP Azurite, path style (`http://127.0.0.1:PORT/devstoreaccount1`).
 pub const ENV_AZURITE_HTTP: &str = "ADLS_TEST_AZURITE_HTTP";
@@ -62,4 +64,99 @@ pub fn emulator_client(endpoint: &str, dialect: adls_rest::Dialect) -> adls_rest
         .retry(fast_retry())
         .build()
         .expect("client")
+}
+
+/// Every NDJSON line of every file in `fs` (gzip-decoded where the name ends
+/// in `.gz`), parsed, in no particular order.
+pub async fn read_all_records(fs: &adls_rest::FileSystem) -> Vec<serde_json::Value> {
+    use std::io::Read as _;
+    let items = fs
+        .list_all(adls_rest::ListOptions {
+            recursive: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list files");
+    let mut out = Vec::new();
+    for item in items.into_iter().filter(|i| !i.is_directory) {
+        let body = fs
+            .file(&item.name)
+            .expect("path")
+            .read()
+            .await
+            .expect("read file");
+        let text = if item.name.ends_with(".gz") {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_string(&mut s)
+                .expect("gzip");
+            s
+        } else {
+            String::from_utf8(body.to_vec()).expect("utf-8")
+        };
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            out.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: bad line {e}: {line}", item.name)),
+            );
+        }
+    }
+    out
+}
+
+/// Asserts that `records` hold each id of `expected` exactly once and nothing else.
+pub fn assert_exactly_once(
+    records: &[serde_json::Value],
+    expected: &std::collections::HashSet<String>,
+) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for r in records {
+        let id = r["id"].as_str().expect("record has an id").to_string();
+        *seen.entry(id).or_default() += 1;
+    }
+    let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dup.is_empty(), "duplicated records (first 5): {dup:?}");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .take(5)
+        .collect();
+    let missing_n = expected.iter().filter(|id| !seen.contains_key(*id)).count();
+    assert!(
+        missing.is_empty(),
+        "{missing_n} records lost (first 5): {missing:?}"
+    );
+    let extra: Vec<_> = seen
+        .keys()
+        .filter(|id| !expected.contains(*id))
+        .take(5)
+        .collect();
+    assert!(extra.is_empty(), "unexpected records: {extra:?}");
+}
+
+/// A realistic gateway record with the given id.
+pub fn sample_record(id: &str, i: u64) -> serde_json::Value {
+    let model = ["gpt-4o-mini", "claude-3-5-sonnet", "llama-3.1-70b"][(i % 3) as usize];
+    serde_json::json!({
+        "id": id,
+        "trace_id": format!("trace-{}", i / 3),
+        "call_type": "acompletion",
+        "status": if i % 17 == 0 { "failure" } else { "success" },
+        "model": model,
+        "model_group": "default",
+        "custom_llm_provider": "openai",
+        "api_base": "https://api.openai.com/v1",
+        "prompt_tokens": 100 + i % 400,
+        "completion_tokens": 20 + i % 200,
+        "total_tokens": 120 + i % 400 + i % 200,
+        "response_cost": 0.000123 * (i % 10) as f64,
+        "startTime": 1_732_000_000.0 + i as f64 * 0.01,
+        "endTime": 1_732_000_000.5 + i as f64 * 0.01,
+        "cache_hit": false,
+        "end_user": format!("user-{}", i % 50),
+        "request_tags": ["prod", "team-a"],
+        "metadata": {"user_api_key_team_id": "team-a", "user_api_key_alias": "svc"},
+        "messages": [{"role": "user", "content": format!("question number {i}: what is the capital of France?")}],
+        "response": {"choices": [{"message": {"role": "assistant", "content": "Paris."}}]},
+    })
 }

@@ -4,6 +4,7 @@
 mod azurite;
 mod certs;
 mod ci;
+mod fixtures;
 mod integration;
 mod util;
 mod vectors;
@@ -19,6 +20,7 @@ usage: cargo xtask <command> [args]
 commands:
   integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth), run the `tests` package, stop Azurite
   vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
+  fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
   ci                                   fmt --check, clippy -D warnings, unit tests, integration (what .ci/run calls)
   azurite                              start Azurite in the foreground for manual use (Ctrl-C stops it)
 ";
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cmd {
         "integration" => integration::run(rest),
         "vectors" => vectors::run(rest),
+        "fixtures" => fixtures::run(rest),
         "ci" => ci::run(rest),
         "azurite" => azurite::run_foreground(rest),
         "help" | "-h" | "--help" => {

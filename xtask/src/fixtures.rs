@@ -1,0 +1,184 @@
+//! `cargo xtask fixtures`: regenerates the LiteLLM log-record fixtures in
+//! `crates/llm-log-callback/tests/fixtures/litellm/` with real LiteLLM, the
+//! source of the `StandardLoggingPayload` schema our records must round-trip.
+//!
+//! 1. Makes a venv in `target/fixtures-venv` with `python3 -m venv` (once; set
+//!    `PYTHON` to use another interpreter).
+//! 2. Installs the pinned `xtask/fixtures/requirements.txt` into it, again only
+//!    when that file changed since the last install.
+//! 3. Runs `xtask/fixtures/generate.py`, which registers a LiteLLM
+//!    `CustomLogger`, makes mocked calls (`mock_response=`) and writes each
+//!    `standard_logging_object` it receives as one JSON file, plus a README. It
+//!    runs in a fresh network namespace (`unshare -n`) where the kernel allows
+//!    it, which proves it needs no network. The output is deterministic: a
+//!    rerun rewrites identical files.
+//!
+//! `cargo xtask fixtures --check` generates into `target/fixtures-check/` instead
+//! and fails if the result differs from the committed files.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::util::{run_checked, workspace_root};
+use crate::Result;
+
+const USAGE: &str = "usage: cargo xtask fixtures [--check]";
+
+/// Where the generated files live, relative to the workspace root.
+const OUT_DIR: &str = "crates/llm-log-callback/tests/fixtures/litellm";
+
+/// Entry point of `cargo xtask fixtures [--check]`.
+pub fn run(args: &[String]) -> Result {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        _ => return Err(format!("unexpected arguments {args:?}\n{USAGE}").into()),
+    };
+    let root = workspace_root();
+    let python = ensure_venv(&root)?;
+    let committed = root.join(OUT_DIR);
+    // Generated into a scratch directory first: a failed run leaves the committed
+    // files alone, and a case removed from the script leaves no stale file.
+    let out = root.join(if check {
+        "target/fixtures-check"
+    } else {
+        "target/fixtures-new"
+    });
+    if out.exists() {
+        fs::remove_dir_all(&out)?;
+    }
+    let mut cmd = if network_namespace_available() {
+        let mut c = Command::new("unshare");
+        c.arg("--net").arg(&python);
+        c
+    } else {
+        eprintln!(
+            "fixtures: `unshare --net` is not available here; running with proxies pointed at \
+             a closed local port instead"
+        );
+        Command::new(&python)
+    };
+    run_checked(
+        cmd.arg(root.join("xtask/fixtures/generate.py"))
+            .arg(&out)
+            .current_dir(&root)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONHASHSEED", "0")
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .env("LITELLM_OFFLINE_MODE", "true"),
+    )?;
+    if check {
+        compare_dirs(&committed, &out)?;
+        eprintln!(
+            "fixtures: {} matches what the pinned LiteLLM generates",
+            committed.display()
+        );
+    } else {
+        replace_dir(&out, &committed)?;
+        fs::remove_dir_all(&out)?;
+        eprintln!("fixtures: wrote {}", committed.display());
+    }
+    Ok(())
+}
+
+/// Makes `dest` hold exactly the files of `src` (a flat directory).
+fn replace_dir(src: &Path, dest: &Path) -> Result {
+    if dest.exists() {
+        fs::remove_dir_all(dest)?;
+    }
+    fs::create_dir_all(dest)?;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        fs::copy(entry.path(), dest.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+/// Whether this process may create a network namespace (root, or unprivileged
+/// user namespaces allowed).
+fn network_namespace_available() -> bool {
+    Command::new("unshare")
+        .args(["--net", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Creates the venv and installs the pinned requirements; returns its `python`.
+fn ensure_venv(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/fixtures-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        if venv.exists() {
+            fs::remove_dir_all(&venv)?;
+        }
+        let interpreter: OsString = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+        run_checked(Command::new(&interpreter).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            format!(
+                "{e}\ncould not create a venv with {interpreter:?}: it needs Python 3.9+ \
+                 with the venv module (Debian: `apt-get install python3-venv`)"
+            )
+        })?;
+    }
+    let requirements = root.join("xtask/fixtures/requirements.txt");
+    let wanted = fs::read(&requirements)?;
+    let stamp = venv.join("requirements.installed");
+    if fs::read(&stamp).ok().as_deref() != Some(wanted.as_slice()) {
+        run_checked(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )?;
+        fs::write(&stamp, &wanted)?;
+    }
+    Ok(python)
+}
+
+/// Fails unless both directories hold the same files with equal bytes.
+fn compare_dirs(committed: &Path, fresh: &Path) -> Result {
+    let names = |dir: &Path| -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        if dir.exists() {
+            for entry in fs::read_dir(dir)? {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    };
+    let (old, new) = (names(committed)?, names(fresh)?);
+    if old != new {
+        return Err(format!(
+            "fixture files differ: committed {old:?}, generated {new:?}; run `cargo xtask fixtures`"
+        )
+        .into());
+    }
+    let stale: Vec<&String> = old
+        .iter()
+        .filter(|name| fs::read(committed.join(name)).ok() != fs::read(fresh.join(name)).ok())
+        .collect();
+    if !stale.is_empty() {
+        return Err(format!(
+            "{stale:?} in {} differ from what the pinned LiteLLM generates ({}); \
+             run `cargo xtask fixtures`",
+            committed.display(),
+            fresh.display()
+        )
+        .into());
+    }
+    Ok(())
+}
