@@ -15,3 +15,4 @@ mod identity;
 mod logger;
 mod pool;
 mod retry;
+mod secrets;

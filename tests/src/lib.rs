@@ -141,7 +141,7 @@ pub fn sample_record(id: &str, i: u64) -> serde_json::Value {
         "id": id,
         "trace_id": format!("trace-{}", i / 3),
         "call_type": "acompletion",
-        "status": if i % 17 == 0 { "failure" } else { "success" },
+        "status": if i.is_multiple_of(17) { "failure" } else { "success" },
         "model": model,
         "model_group": "default",
         "custom_llm_provider": "openai",

@@ -363,15 +363,14 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         Endpoint::Entra => entra(&mut s, &recorded),
         Endpoint::Imds => imds(&mut s, &recorded),
         Endpoint::AppService => app_service(&mut s, &recorded),
-        Endpoint::Other => Err(json(
-            StatusCode::NOT_FOUND,
-            r#"{"error":"not_found"}"#.into(),
-        )),
+        Endpoint::Other => {
+            Err(json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()).into())
+        }
     };
-    answer.unwrap_or_else(|e| e)
+    answer.unwrap_or_else(|e| *e)
 }
 
-type Answer = Result<Response<Full<Bytes>>, Response<Full<Bytes>>>;
+type Answer = Result<Response<Full<Bytes>>, Box<Response<Full<Bytes>>>>;
 
 fn entra(s: &mut State, r: &Recorded) -> Answer {
     let c = s.config.clone();
@@ -381,7 +380,8 @@ fn entra(s: &mut State, r: &Recorded) -> Answer {
             "invalid_request",
             900561,
             "AADSTS900561: The endpoint only accepts POST requests.",
-        ));
+        )
+        .into());
     }
     let tenant = r
         .path
@@ -390,7 +390,7 @@ fn entra(s: &mut State, r: &Recorded) -> Answer {
         .next()
         .unwrap_or_default();
     if tenant != c.tenant_id {
-        return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")));
+        return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")).into());
     }
     let missing = |name: &str| {
         entra_error(
@@ -409,20 +409,21 @@ fn entra(s: &mut State, r: &Recorded) -> Answer {
             "unsupported_grant_type",
             70003,
             "AADSTS70003: The app requested an unsupported grant type.",
-        ));
+        )
+        .into());
     }
     let client_id = r.form("client_id").ok_or_else(|| missing("client_id"))?;
     if client_id != c.client_id {
-        return Err(entra_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory.")));
+        return Err(entra_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory.")).into());
     }
     let scope = r.form("scope").ok_or_else(|| missing("scope"))?;
     if scope != STORAGE_SCOPE {
-        return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid."));
+        return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid.").into());
     }
     match (r.form("client_secret"), r.form("client_assertion")) {
         (Some(secret), None) => {
             if secret != c.client_secret {
-                return Err(entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", c.client_id)));
+                return Err(entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", c.client_id)).into());
             }
         }
         (None, Some(assertion)) => {
@@ -432,10 +433,11 @@ fn entra(s: &mut State, r: &Recorded) -> Answer {
                     "invalid_request",
                     700023,
                     "AADSTS700023: The client_assertion_type is not supported.",
-                ));
+                )
+                .into());
             }
             if assertion != c.assertion {
-                return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_client", 700213, "AADSTS700213: No matching federated identity record found for presented assertion subject."));
+                return Err(entra_error(StatusCode::BAD_REQUEST, "invalid_client", 700213, "AADSTS700213: No matching federated identity record found for presented assertion subject.").into());
             }
         }
         (Some(_), Some(_)) => {
@@ -444,10 +446,11 @@ fn entra(s: &mut State, r: &Recorded) -> Answer {
                 "invalid_request",
                 9002313,
                 "AADSTS9002313: Invalid request. Request is malformed or invalid.",
-            ));
+            )
+            .into());
         }
         (None, None) => {
-            return Err(entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."));
+            return Err(entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.").into());
         }
     }
     let secs = c.lifetime.as_secs();
@@ -473,21 +476,19 @@ fn imds(s: &mut State, r: &Recorded) -> Answer {
         )
     };
     if r.method != Method::GET {
-        return Err(bad("Only GET is supported"));
+        return Err(bad("Only GET is supported").into());
     }
     if r.headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
-        return Err(bad("Required metadata header not specified"));
+        return Err(bad("Required metadata header not specified").into());
     }
     if r.query("api-version") != Some("2018-02-01") {
-        return Err(bad("Invalid api-version"));
+        return Err(bad("Invalid api-version").into());
     }
     let resource = r
         .query("resource")
         .ok_or_else(|| bad("Required query variable 'resource' is missing"))?;
     if resource != STORAGE_RESOURCE {
-        return Err(bad(
-            "AADSTS500011: The resource principal was not found in the tenant",
-        ));
+        return Err(bad("AADSTS500011: The resource principal was not found in the tenant").into());
     }
     let (cid, oid, rid) = &c.user_assigned;
     let client_id = match (
@@ -499,7 +500,7 @@ fn imds(s: &mut State, r: &Recorded) -> Answer {
         (Some(x), None, None) if x == cid => cid.clone(),
         (None, Some(x), None) if x == oid => cid.clone(),
         (None, None, Some(x)) if x == rid => cid.clone(),
-        _ => return Err(bad("Identity not found")),
+        _ => return Err(bad("Identity not found").into()),
     };
     let secs = c.lifetime.as_secs();
     let now = now_secs();
@@ -537,13 +538,11 @@ fn app_service(s: &mut State, r: &Recorded) -> Answer {
         return Err(bad(
             StatusCode::UNAUTHORIZED,
             "The X-IDENTITY-HEADER header is missing or does not match.",
-        ));
+        )
+        .into());
     }
     if r.query("api-version") != Some("2019-08-01") {
-        return Err(bad(
-            StatusCode::BAD_REQUEST,
-            "The api-version is not supported.",
-        ));
+        return Err(bad(StatusCode::BAD_REQUEST, "The api-version is not supported.").into());
     }
     let resource = r.query("resource").ok_or_else(|| {
         bad(
@@ -552,7 +551,7 @@ fn app_service(s: &mut State, r: &Recorded) -> Answer {
         )
     })?;
     if resource != STORAGE_RESOURCE {
-        return Err(bad(StatusCode::BAD_REQUEST, "The resource was not found."));
+        return Err(bad(StatusCode::BAD_REQUEST, "The resource was not found.").into());
     }
     let (cid, oid, rid) = &c.user_assigned;
     let client_id = match (
@@ -568,7 +567,8 @@ fn app_service(s: &mut State, r: &Recorded) -> Answer {
             return Err(bad(
                 StatusCode::BAD_REQUEST,
                 "Unable to load the proper Managed Identity.",
-            ))
+            )
+            .into())
         }
     };
     let expires_on = now_secs() + c.lifetime.as_secs();

@@ -4,8 +4,10 @@
 mod azurite;
 mod certs;
 mod ci;
+mod demo;
 mod fixtures;
 mod integration;
+mod tidy;
 mod util;
 mod vectors;
 
@@ -18,6 +20,7 @@ const HELP: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
+  demo [-- --rate N --seconds N]       start Azurite and run the logger demo: a simulated gateway, live progress, summary
   integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth), run the `tests` package, stop Azurite
   vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
   fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match cmd {
+        "demo" => demo::run(rest),
         "integration" => integration::run(rest),
         "vectors" => vectors::run(rest),
         "fixtures" => fixtures::run(rest),

@@ -282,7 +282,9 @@ impl FileSystem {
                 let prefix = options
                     .directory
                     .as_deref()
-                    .map(|d| format!("{}/", d.trim_matches('/')));
+                    .map(|d| d.trim_matches('/'))
+                    .filter(|d| !d.is_empty()) // "" and "/" are the root, not the prefix "/"
+                    .map(|d| format!("{d}/"));
                 let req = blob::ListBlobs {
                     container: &self.name,
                     prefix: prefix.as_deref(),
@@ -575,6 +577,16 @@ impl File {
         let list = blob::GetBlockList::parse(&list?.body)?;
         let props = props?;
         let committed_len: u64 = list.committed.iter().map(|b| b.size).sum();
+        if committed_len != props.content_length {
+            // e.g. a blob uploaded whole by another tool: it has no blocks to keep
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "blob `{}` holds {} bytes but its committed blocks only {committed_len}; it was not written in blocks and cannot be appended to",
+                    self.path, props.content_length
+                ),
+            ));
+        }
         if position < committed_len {
             return Err(Error::invalid_flush_position(format!(
                 "flush position {position} is below the committed length {committed_len}"

@@ -206,8 +206,16 @@ impl fmt::Display for Error {
         if let Some(m) = &self.0.service_message {
             write!(f, ": {m}")?;
         }
-        if let Some(src) = &self.0.source {
-            write!(f, ": {src}")?;
+        // the whole cause chain, so "connect error: tcp connect error:
+        // Connection refused" survives one-line reporting
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+            .0
+            .source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static));
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
         }
         Ok(())
     }

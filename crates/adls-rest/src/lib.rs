@@ -31,6 +31,7 @@ pub mod client;
 pub mod connection_string;
 pub mod credential;
 pub mod error;
+pub mod identity;
 pub mod ops;
 pub mod retry;
 pub mod secret;
@@ -44,6 +45,10 @@ pub use client::{
 };
 pub use credential::{AccessToken, Credential, StaticTokenCredential, TokenCredential};
 pub use error::{Error, ErrorKind};
+pub use identity::{
+    AzureCliCredential, ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential,
+    WorkloadIdentityCredential,
+};
 pub use ops::{ByteRange, Checksums, Metadata, PathItem, PathProperties};
 pub use retry::RetryPolicy;
 pub use transport::{TransportOptions, TransportStats, API_VERSION};

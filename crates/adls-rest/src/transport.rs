@@ -425,7 +425,10 @@ fn service_error(resp: &Response, is_head: bool, secrets: &[String]) -> Error {
         resp.status,
         code,
         resp.request_id().map(str::to_string),
-        message.map(|m| redact_service_message(&m, &secrets)),
+        // Azure appends "\nRequestId:...\nTime:..." (we report the request id
+        // separately): keep the first line, so errors stay one line
+        message
+            .map(|m| redact_service_message(m.lines().next().unwrap_or_default().trim(), &secrets)),
         server_retry_after(&resp.headers),
     )
 }
@@ -458,7 +461,8 @@ fn classify_hyper_error(e: hyper_util::client::legacy::Error) -> Error {
     .with_source(e)
 }
 
-fn tls_config(extra_root_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Error> {
+/// The rustls client configuration: ring provider, webpki roots plus `extra_root_pem`.
+pub(crate) fn tls_config(extra_root_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Error> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
