@@ -522,3 +522,53 @@ async fn litellm_fixture_records_are_stored_exactly_as_logged() {
     }
     fs.delete().await.expect("cleanup");
 }
+
+/// The original callback's variables, client-secret flavour, end to end: the
+/// token endpoint is the loopback test server, storage is Azurite over HTTPS
+/// with `--oauth basic`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_env_with_entra_client_secret_over_https() {
+    use adls_tests::token_server::{Config as TokenConfig, TokenServer};
+    let https = required_env(adls_tests::ENV_AZURITE_HTTPS);
+    let ca = required_env(adls_tests::ENV_CA_PEM);
+    let tokens = TokenServer::start(TokenConfig::default()).await;
+    let t = tokens.config();
+    let fs_name = unique_name("fromenv");
+    let env: std::collections::HashMap<&str, String> = [
+        ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1".to_string()),
+        ("AZURE_STORAGE_ENDPOINT", https.clone()),
+        ("AZURE_STORAGE_DIALECT", "blob".into()),
+        ("AZURE_STORAGE_TENANT_ID", t.tenant_id.clone()),
+        ("AZURE_STORAGE_CLIENT_ID", t.client_id.clone()),
+        ("AZURE_STORAGE_CLIENT_SECRET", t.client_secret.clone()),
+        ("AZURE_AUTHORITY_HOST", tokens.url()),
+        ("LLM_LOG_CA_PEM", ca),
+        ("AZURE_STORAGE_FILE_SYSTEM", fs_name.clone()),
+        ("LLM_LOG_BATCH_MAX_AGE_MS", "100".into()),
+        ("LLM_LOG_GZIP", "true".into()),
+    ]
+    .into_iter()
+    .collect();
+    let lookup = |k: &str| env.get(k).cloned();
+    let client =
+        llm_log_callback::destination::client_from_lookup(lookup).expect("client from env");
+    let cfg = Config::from_lookup(lookup).expect("config from env");
+    assert_eq!(cfg.filesystem, fs_name);
+    let logger = Logger::start(client.clone(), cfg).await.expect("start");
+    let all = ids(200, "env");
+    for (i, id) in all.iter().enumerate() {
+        logger
+            .log_value(sample_record(id, i as u64))
+            .expect("accepted");
+    }
+    let report = logger.shutdown(Duration::from_secs(30)).await;
+    assert!(
+        report.complete && report.metrics.written == 200,
+        "{:?}",
+        report.metrics
+    );
+    assert_eq!(tokens.issued().len(), 1, "one token for the whole run");
+    let fs = client.filesystem(&fs_name).expect("fs");
+    assert_exactly_once(&read_all_records(&fs).await, &all.iter().cloned().collect());
+    assert!(!format!("{report:?} {logger:?}").contains(&t.client_secret));
+}

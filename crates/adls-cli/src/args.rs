@@ -28,6 +28,14 @@ Options:
   --connection-string S   Azure Storage connection string; default: the environment
                           variable AZURE_STORAGE_CONNECTION_STRING (prefer it: other
                           users can read command lines)
+  --account NAME          a public-cloud account (https://NAME.dfs.core.windows.net),
+                          instead of a connection string; use with --auth default|cli
+  --auth MODE             key: the connection string's AccountKey; sas: its
+                          SharedAccessSignature (or AZURE_STORAGE_SAS_TOKEN);
+                          default: Entra ID (AZURE_TENANT_ID/AZURE_CLIENT_ID with
+                          AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, then
+                          managed identity, then the Azure CLI); cli: `az` only.
+                          Without --auth: whatever the connection string carries
   --dialect dfs|blob      REST API to speak; default: blob for 127.0.0.1 and localhost
                           endpoints (Azurite), dfs otherwise
   -r, --recursive         (ls) descend into subdirectories
@@ -47,6 +55,10 @@ pub struct Invocation {
     pub connection_string: Option<Secret>,
     /// `--dialect`, if given (else the connection string's endpoint decides).
     pub dialect: Option<Dialect>,
+    /// `--auth`: how requests are authorized.
+    pub auth: Auth,
+    /// `--account NAME`: a public-cloud account, instead of a connection string.
+    pub account: Option<String>,
     /// The command.
     pub command: Command,
 }
@@ -102,6 +114,22 @@ pub enum Command {
     },
 }
 
+/// How `adls` authorizes its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Whatever the connection string carries (account key, SAS, or nothing).
+    #[default]
+    ConnectionString,
+    /// The connection string's account key; an error if it has none.
+    Key,
+    /// The connection string's SAS, or `AZURE_STORAGE_SAS_TOKEN`.
+    Sas,
+    /// Entra ID: environment (client secret, workload identity), managed identity, Azure CLI.
+    Default,
+    /// Entra ID through `az account get-access-token`.
+    Cli,
+}
+
 /// Parses the arguments (without the program name). `Err` holds a one-line
 /// message for a usage error.
 pub fn parse<I>(args: I) -> Result<Invocation, String>
@@ -110,6 +138,8 @@ where
 {
     let mut connection_string = None;
     let mut dialect = None;
+    let mut auth = Auth::ConnectionString;
+    let mut account = None;
     let mut recursive = false;
     let mut help = false;
     let mut positional = Vec::new();
@@ -148,6 +178,31 @@ where
                     _ => return Err(format!("`--dialect` must be `dfs` or `blob`, found `{v}`")),
                 });
             }
+            "--auth" => {
+                let v = value("`key`, `sas`, `default` or `cli`")?;
+                auth = match v.as_str() {
+                    "key" => Auth::Key,
+                    "sas" => Auth::Sas,
+                    "default" => Auth::Default,
+                    "cli" => Auth::Cli,
+                    _ => {
+                        return Err(format!(
+                            "`--auth` must be `key`, `sas`, `default` or `cli`, found `{v}`"
+                        ))
+                    }
+                };
+            }
+            "--account" => {
+                let v = value("a storage account name")?;
+                if !(3..=24).contains(&v.len())
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    return Err("`--account` must be 3-24 lowercase letters and digits".into());
+                }
+                account = Some(v);
+            }
             _ => return Err(format!("unknown option `{name}`")),
         }
         if inline.is_some() && matches!(name, "-h" | "--help" | "-r" | "--recursive") {
@@ -158,6 +213,8 @@ where
         return Ok(Invocation {
             connection_string,
             dialect,
+            auth,
+            account,
             command: Command::Help,
         });
     }
@@ -209,9 +266,14 @@ where
     if recursive && !matches!(command, Command::Ls { .. }) {
         return Err("`--recursive` applies to `ls` only".into());
     }
+    if account.is_some() && connection_string.is_some() {
+        return Err("give `--account` or `--connection-string`, not both".into());
+    }
     Ok(Invocation {
         connection_string,
         dialect,
+        auth,
+        account,
         command,
     })
 }
@@ -253,6 +315,35 @@ mod tests {
 
     fn cmd(args: &[&str]) -> Command {
         p(args).expect("parses").command
+    }
+
+    #[test]
+    fn auth_modes_and_account() {
+        assert_eq!(
+            p(&["cat", "fs1/x"]).expect("parses").auth,
+            Auth::ConnectionString
+        );
+        for (v, a) in [
+            ("key", Auth::Key),
+            ("sas", Auth::Sas),
+            ("default", Auth::Default),
+            ("cli", Auth::Cli),
+        ] {
+            assert_eq!(p(&["--auth", v, "cat", "fs1/x"]).expect("parses").auth, a);
+        }
+        let inv = p(&["--auth=cli", "--account", "myacct", "ls", "fs1"]).expect("parses");
+        assert_eq!(inv.account.as_deref(), Some("myacct"));
+        assert!(p(&["--auth", "password", "cat", "fs1/x"]).is_err());
+        assert!(p(&["--account", "Bad_Name", "cat", "fs1/x"]).is_err());
+        assert!(p(&[
+            "--account",
+            "myacct",
+            "--connection-string",
+            "A=b",
+            "cat",
+            "fs1/x"
+        ])
+        .is_err());
     }
 
     fn loc(fs: &str, path: &str) -> Location {

@@ -52,14 +52,16 @@ mod args;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use adls_rest::{
-    ByteRange, Checksums, Client, CreateMode, CreateOptions, File, FlushOptions, ListOptions,
+    AzureCliCredential, ByteRange, Checksums, Client, CreateMode, CreateOptions, Credential,
+    DefaultAzureCredential, File, FlushOptions, ListOptions,
 };
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::args::{Command, Invocation, Location, USAGE};
+use crate::args::{Auth, Command, Invocation, Location, USAGE};
 
 /// Bytes per append (upload) and per ranged read (download).
 pub const CHUNK: usize = 4 * 1024 * 1024;
@@ -173,24 +175,56 @@ async fn run(invocation: Invocation) -> Result<(), Failure> {
     let Invocation {
         connection_string,
         dialect,
+        auth,
+        account,
         command,
     } = invocation;
     let from_env;
-    let connection_string = match &connection_string {
-        Some(s) => s.expose_secret(),
-        None => match std::env::var(ENV_CONNECTION_STRING) {
+    let from_account;
+    let connection_string = match (&connection_string, &account) {
+        (Some(s), _) => s.expose_secret(),
+        (None, Some(name)) => {
+            from_account = format!("AccountName={name}");
+            &from_account
+        }
+        (None, None) => match std::env::var(ENV_CONNECTION_STRING) {
             Ok(s) if !s.trim().is_empty() => {
                 from_env = s;
                 &from_env
             }
             _ => {
                 return Err(Failure::Usage(format!(
-                    "no connection string: set {ENV_CONNECTION_STRING} or pass --connection-string"
+                    "no connection string: set {ENV_CONNECTION_STRING} or pass --connection-string (or --account with --auth default|cli)"
                 )))
             }
         },
     };
-    let mut builder = Client::from_connection_string(connection_string)?;
+    let info = adls_rest::connection_string::parse(connection_string)?;
+    let credential = match auth {
+        Auth::ConnectionString => info.credential,
+        Auth::Key => match info.credential {
+            c @ Credential::SharedKey(_) => c,
+            _ => {
+                return Err(Failure::Usage(
+                    "--auth key: the connection string has no AccountKey".into(),
+                ))
+            }
+        },
+        Auth::Sas => match info.credential {
+            c @ Credential::Sas(_) => c,
+            _ => match std::env::var("AZURE_STORAGE_SAS_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => Credential::sas(&t)?,
+                _ => {
+                    return Err(Failure::Usage(
+                        "--auth sas: the connection string has no SharedAccessSignature and AZURE_STORAGE_SAS_TOKEN is not set".into(),
+                    ))
+                }
+            },
+        },
+        Auth::Default => Credential::bearer(Arc::new(DefaultAzureCredential::new())),
+        Auth::Cli => Credential::bearer(Arc::new(AzureCliCredential::new())),
+    };
+    let mut builder = Client::builder(info.account, credential).dialect(info.dialect);
     if let Some(d) = dialect {
         builder = builder.dialect(d);
     }

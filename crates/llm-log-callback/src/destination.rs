@@ -70,16 +70,22 @@ pub fn client_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Client
         .map_err(|e| LogError::config("storage client", e.to_string()))
 }
 
+/// The original callback's Entra ID variables: a client-secret credential
+/// (`AZURE_AUTHORITY_HOST` selects a sovereign cloud), its tokens cached and
+/// refreshed ahead of expiry by the client.
 fn entra_credential(
-    _tenant: &str,
-    _client_id: &str,
-    _secret: &str,
-    _authority: Option<String>,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    authority: Option<String>,
 ) -> Result<Credential, LogError> {
-    Err(LogError::config(
-        "AZURE_STORAGE_CLIENT_SECRET",
-        "Entra ID client-secret credentials are not available in this build yet",
-    ))
+    let mut options = adls_rest::identity::EntraOptions::default();
+    if let Some(a) = authority {
+        options.authority_host = a;
+    }
+    let cred = adls_rest::ClientSecretCredential::with_options(tenant, client_id, secret, options)
+        .map_err(|e| LogError::config("AZURE_STORAGE_CLIENT_ID", e.to_string()))?;
+    Ok(Credential::bearer(std::sync::Arc::new(cred)))
 }
 
 #[cfg(test)]

@@ -373,3 +373,76 @@ impl Logger {
         &self.shared.client
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A logger whose storage is unreachable (port 9, no retries): enough to
+    /// exercise the handle's own rules without a server.
+    async fn offline(config: Config) -> Logger {
+        let client = Client::builder(
+            adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+            adls_rest::Credential::Anonymous,
+        )
+        .retry(adls_rest::RetryPolicy::none())
+        .build()
+        .expect("client");
+        Logger::start(
+            client,
+            Config {
+                create_filesystem: false,
+                batch_retry_window: Duration::from_millis(10),
+                ..config
+            },
+        )
+        .await
+        .expect("start")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn oversized_and_invalid_records_are_refused_not_accepted() {
+        let logger = offline(Config {
+            max_batch_bytes: 1_000,
+            queue_max_bytes: 10_000,
+            ..Config::default()
+        })
+        .await;
+        let big = serde_json::json!({"id": "big", "messages": "x".repeat(2_000)});
+        match logger.log_value(big) {
+            Err(LogError::RecordTooLarge { bytes, limit }) => {
+                assert!(bytes > 2_000);
+                assert_eq!(limit, 1_000);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            logger.log_json("[1]"),
+            Err(LogError::InvalidRecord(_))
+        ));
+        assert!(matches!(
+            logger.log_json("{\"prompt_tokens\":-1}"),
+            Err(LogError::InvalidRecord(_))
+        ));
+        logger
+            .log_json("{\"id\":\"ok\"}")
+            .expect("a small record is accepted");
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(r.metrics.rejected, 3);
+        assert_eq!(r.metrics.accepted, 1);
+        // storage is unreachable and spilling is off: dropped, with its reason, never lost from the ledger
+        assert_eq!(r.metrics.dropped.total(), 1, "{:?}", r.metrics);
+        assert!(r.complete);
+        assert!(matches!(logger.log_json("{}"), Err(LogError::ShutDown)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn failure_records_get_status_and_error() {
+        let logger = offline(Config::default()).await;
+        logger
+            .log_failure(LogRecord::default(), "litellm.RateLimitError: slow down")
+            .expect("accepted");
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(r.metrics.accepted, 1);
+    }
+}

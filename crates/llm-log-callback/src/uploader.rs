@@ -195,7 +195,18 @@ impl Uploader {
 
     /// Writes `batch`, retrying whole-batch for the retry window; then spills
     /// (if enabled) or drops. Updates the ledger either way.
-    pub async fn deliver(&self, mut batch: Batch) -> Delivered {
+    pub async fn deliver(&self, batch: Batch) -> Delivered {
+        let span = tracing::info_span!(
+            "batch",
+            path = %batch.target.path,
+            position = batch.target.position,
+            records = batch.records,
+            bytes = batch.payload.len(),
+        );
+        tracing::Instrument::instrument(self.deliver_inner(batch), span).await
+    }
+
+    async fn deliver_inner(&self, mut batch: Batch) -> Delivered {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut conflicts = 0u32;
