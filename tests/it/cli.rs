@@ -20,38 +20,7 @@ const AWKWARD: &str = "ünïcödé 名前 %+=&;,'!()*~.txt";
 fn adls_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the tests package lives inside the workspace");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--package", "adls-cli", "--bin", "adls"])
-            .current_dir(workspace);
-        // The test process carries this package's `CARGO_PKG_*` / `CARGO_MANIFEST_*`;
-        // a nested cargo that inherits them rebuilds dependencies with build scripts.
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("CARGO_PKG_")
-                || k.starts_with("CARGO_MANIFEST_")
-                || k == "CARGO_CRATE_NAME"
-                || k == "CARGO_PRIMARY_PACKAGE"
-            {
-                cmd.env_remove(&key);
-            }
-        }
-        let status = cmd
-            .status()
-            .unwrap_or_else(|e| panic!("running `{cmd:?}`: {e}"));
-        assert!(status.success(), "`{cmd:?}` failed: {status}");
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => workspace.join(dir), // an absolute `dir` replaces `workspace`
-            None => workspace.join("target"),
-        };
-        let binary = target
-            .join("debug")
-            .join(format!("adls{}", std::env::consts::EXE_SUFFIX));
-        assert!(binary.is_file(), "no binary at {}", binary.display());
-        binary
+        adls_tests::cargo_build(&["--package", "adls-cli", "--bin", "adls"], "adls")
     })
 }
 

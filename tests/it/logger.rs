@@ -572,3 +572,60 @@ async fn from_env_with_entra_client_secret_over_https() {
     assert_exactly_once(&read_all_records(&fs).await, &all.iter().cloned().collect());
     assert!(!format!("{report:?} {logger:?}").contains(&t.client_secret));
 }
+
+/// `cargo run -p llm-log-callback --example ship`: NDJSON in, one JSON report out.
+#[test]
+fn ship_example_reads_stdin_and_reports_json() {
+    use std::io::Write as _;
+    let endpoint = required_env(ENV_AZURITE_HTTP);
+    let ship = adls_tests::cargo_build(
+        &["--package", "llm-log-callback", "--example", "ship"],
+        "examples/ship",
+    );
+    let fs_name = unique_name("ship");
+    let mut input = String::new();
+    for i in 0..500u64 {
+        input.push_str(&sample_record(&format!("ship-{i}"), i).to_string());
+        input.push('\n');
+    }
+    input.push_str("not json\n");
+    let mut child = std::process::Command::new(ship)
+        .env(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint={endpoint}", adls_tests::AZURITE_KEY),
+        )
+        .env("AZURE_STORAGE_FILE_SYSTEM", &fs_name)
+        .env("LLM_LOG_BATCH_MAX_RECORDS", "100")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ship");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("ship finished");
+    assert!(
+        out.status.success(),
+        "ship failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON object on stdout: {stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["accepted"], 500);
+    assert_eq!(report["written"], 500);
+    assert_eq!(report["spilled"], 0);
+    assert_eq!(report["dropped"], 0);
+    assert_eq!(report["files"], 5);
+    assert_eq!(report["invalid_lines"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipping line"));
+}
