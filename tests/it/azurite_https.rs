@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use adls_rest::{
     Account, Checksums, Client, CreateMode, CreateOptions, Credential, Error, ErrorKind,
-    FlushOptions, ListOptions, RetryPolicy, StaticTokenCredential,
+    FlushOptions, ListOptions, StaticTokenCredential,
 };
 use adls_tests::{required_env, unique_name, AZURITE_KEY, ENV_AZURITE_HTTPS, ENV_CA_PEM};
 use base64::Engine as _;
@@ -161,12 +161,12 @@ async fn shared_key_over_https_with_extra_root() {
 }
 
 #[tokio::test]
-async fn https_without_the_ca_is_a_typed_connect_error() {
+async fn https_without_the_ca_is_a_typed_tls_error_not_retried() {
     let client = Client::builder(
         account(),
         Credential::shared_key(AZURITE_KEY).expect("valid key"),
     )
-    .retry(RetryPolicy::none())
+    // the default retry policy: a TLS failure must not be retried at all
     .build()
     .expect("client builds");
     let e = client
@@ -175,7 +175,15 @@ async fn https_without_the_ca_is_a_typed_connect_error() {
         .create()
         .await
         .expect_err("an unknown CA is refused");
-    assert_eq!(e.kind(), ErrorKind::Connect, "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e:?}");
+    assert!(
+        !e.is_retryable(),
+        "an untrusted certificate does not go away by retrying"
+    );
+    assert!(
+        e.to_string().contains("UnknownIssuer"),
+        "the cause is in the message: {e}"
+    );
     assert_eq!(e.status(), None, "{e:?}");
     // The cause, somewhere down the source chain: rustls's `UnknownIssuer`.
     let mut chain = Vec::new();
@@ -189,7 +197,8 @@ async fn https_without_the_ca_is_a_typed_connect_error() {
         chain.contains("UnknownIssuer") || chain.contains("unknown issuer"),
         "the certificate problem is not in the error chain:\n{chain}"
     );
-    assert_eq!(client.stats().requests_sent, 1);
+    assert_eq!(client.stats().requests_sent, 1, "not retried");
+    assert_eq!(client.stats().retries, 0);
     assert_eq!(client.stats().connections_opened, 0);
 
     // A PEM without certificates is a configuration error at build time.

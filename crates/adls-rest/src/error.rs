@@ -18,8 +18,11 @@ pub enum ErrorKind {
     Config,
     /// Invalid or unusable credential, or a token provider failed.
     Credential,
-    /// Could not open a connection (DNS, TCP, TLS).
+    /// Could not open a connection (DNS, TCP).
     Connect,
+    /// The TLS handshake failed (e.g. an untrusted certificate): retrying
+    /// cannot help; fix the trust roots or the endpoint.
+    Tls,
     /// An attempt or the overall retry deadline ran out.
     Timeout,
     /// The connection closed or reset while a request was in flight.
@@ -39,6 +42,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "configuration error",
             ErrorKind::Credential => "credential error",
             ErrorKind::Connect => "connect error",
+            ErrorKind::Tls => "TLS error",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connection => "connection error",
             ErrorKind::Service => "storage service error",

@@ -452,6 +452,9 @@ fn json_error(body: &[u8]) -> (Option<String>, Option<String>) {
 
 fn classify_hyper_error(e: hyper_util::client::legacy::Error) -> Error {
     if e.is_connect() {
+        if is_tls_failure(&e) {
+            return Error::new(ErrorKind::Tls, "TLS handshake failed").with_source(e);
+        }
         return Error::new(ErrorKind::Connect, "could not connect").with_source(e);
     }
     Error::new(
@@ -459,6 +462,25 @@ fn classify_hyper_error(e: hyper_util::client::legacy::Error) -> Error {
         "connection failed during the request",
     )
     .with_source(e)
+}
+
+/// Whether a rustls error (certificate, handshake) is somewhere in the chain.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        // a custom io::Error's `source()` skips its payload: descend into it
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            cur = io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
+            continue;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// The rustls client configuration: ring provider, webpki roots plus `extra_root_pem`.

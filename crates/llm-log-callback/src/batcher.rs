@@ -67,44 +67,37 @@ impl Batcher {
             _ => None,
         };
         let mut pending: Vec<Entry> = Vec::new();
-        let mut pending_bytes = 0usize;
         let max_records = self.config.max_batch_records;
         let max_bytes = self.config.max_batch_bytes;
         let max_age = self.config.max_batch_age;
+        let per_record = self.config.layout == LayoutMode::PerRecord;
         loop {
             while uploads.try_join_next().is_some() {}
             self.spill_overflow().await;
-            let before = pending.len();
-            self.shared.queue.take(
-                max_records - pending.len(),
-                max_bytes - pending_bytes,
-                &mut pending,
-            );
-            pending_bytes += pending[before..]
-                .iter()
-                .map(|e| e.line.len())
-                .sum::<usize>();
-
-            if self.config.layout == LayoutMode::PerRecord {
-                for e in pending.drain(..) {
-                    self.dispatch(vec![e], &permits, &mut uploads, &rolling)
-                        .await;
-                }
-                pending_bytes = 0;
-            } else if !pending.is_empty() {
-                let full = pending.len() >= max_records || self.shared.queue.depth().0 > 0;
-                let aged = pending[0].accepted_at.elapsed() >= max_age;
-                if full || aged {
+            // Records stay in the queue until a batch is due: full by records
+            // or bytes, or its oldest record is `max_age` old.
+            let (queued, queued_bytes, oldest) = self.shared.queue.depth();
+            let due = oldest.map(|t| t + max_age);
+            let ready = queued > 0
+                && (per_record
+                    || queued >= max_records
+                    || queued_bytes >= max_bytes
+                    || due.is_some_and(|d| d <= Instant::now()));
+            if ready {
+                self.shared.queue.take(max_records, max_bytes, &mut pending);
+                if per_record {
+                    for e in pending.drain(..) {
+                        self.dispatch(vec![e], &permits, &mut uploads, &rolling)
+                            .await;
+                    }
+                } else {
                     let batch = std::mem::take(&mut pending);
-                    pending_bytes = 0;
                     self.dispatch(batch, &permits, &mut uploads, &rolling).await;
-                    continue;
                 }
+                continue;
             }
-
-            let deadline = pending.first().map(|e| e.accepted_at + max_age);
             let sleep = async {
-                match deadline {
+                match due {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
                     None => std::future::pending().await,
                 }
@@ -131,7 +124,6 @@ impl Batcher {
                         }
                     };
                     self.drain_all(&mut pending, &permits, &mut uploads, &rolling).await;
-                    pending_bytes = 0;
                     if let Some(tx) = &rolling {
                         let (sync_tx, sync_rx) = oneshot::channel();
                         if tx.send(RollingMsg::Sync(sync_tx)).await.is_ok() {

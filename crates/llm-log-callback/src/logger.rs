@@ -111,7 +111,16 @@ impl Logger {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (give_up_tx, give_up_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            queue: Queue::new(config.queue_max_records, config.queue_max_bytes),
+            queue: Queue::new(
+                config.queue_max_records,
+                config.queue_max_bytes,
+                if config.layout == LayoutMode::PerRecord {
+                    1
+                } else {
+                    config.max_batch_records
+                },
+                config.max_batch_bytes,
+            ),
             counters: counters.clone(),
             overflow: Mutex::new((Vec::new(), 0)),
             overflow_max_bytes: config.queue_max_bytes,

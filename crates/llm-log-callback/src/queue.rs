@@ -37,6 +37,11 @@ pub(crate) struct Queue {
     state: Mutex<State>,
     max_records: usize,
     max_bytes: usize,
+    /// The batcher is woken when the queue gets its first entry (to start the
+    /// age timer) and when it holds a full batch; not on every push, which
+    /// would cost a thread wake-up per record on the gateway's hot path.
+    wake_records: usize,
+    wake_bytes: usize,
     /// Wakes the batcher when records arrive.
     pub arrived: Notify,
     /// Wakes producers waiting for room.
@@ -44,11 +49,20 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub fn new(max_records: usize, max_bytes: usize) -> Self {
+    /// A queue bounded by `max_records` / `max_bytes` that wakes the batcher
+    /// at `wake_records` / `wake_bytes` (a full batch).
+    pub fn new(
+        max_records: usize,
+        max_bytes: usize,
+        wake_records: usize,
+        wake_bytes: usize,
+    ) -> Self {
         Queue {
             state: Mutex::new(State::default()),
             max_records,
             max_bytes,
+            wake_records: wake_records.max(1),
+            wake_bytes: wake_bytes.max(1),
             arrived: Notify::new(),
             room: Notify::new(),
         }
@@ -60,7 +74,7 @@ impl Queue {
 
     /// Adds `e` if it fits; never blocks beyond the short lock.
     pub fn try_push(&self, e: Entry) -> Result<(), PushError> {
-        {
+        let wake = {
             let mut s = self.lock();
             if s.closed {
                 return Err(PushError::Closed);
@@ -70,10 +84,17 @@ impl Queue {
             if !fits {
                 return Err(PushError::Full(e));
             }
+            let before = s.bytes;
             s.bytes += e.line.len();
             s.items.push_back(e);
+            let n = s.items.len();
+            n == 1
+                || n == self.wake_records
+                || (before < self.wake_bytes && s.bytes >= self.wake_bytes)
+        };
+        if wake {
+            self.arrived.notify_one();
         }
-        self.arrived.notify_one();
         Ok(())
     }
 
@@ -137,7 +158,7 @@ mod tests {
 
     #[test]
     fn bounded_by_records_and_bytes() {
-        let q = Queue::new(3, 100);
+        let q = Queue::new(3, 100, 3, 100);
         q.try_push(entry(40)).expect("1");
         q.try_push(entry(40)).expect("2");
         assert!(
@@ -157,9 +178,40 @@ mod tests {
         assert!(matches!(q.try_push(entry(1)), Err(PushError::Closed)));
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn wakes_on_first_entry_and_on_a_full_batch_only() {
+        let q = Queue::new(100, 1_000, 3, 1_000);
+        let woken = |q: &Queue| {
+            let n = q.arrived.notified();
+            tokio::pin!(n);
+            // a stored permit resolves at once
+            futures_poll(n.as_mut())
+        };
+        q.try_push(entry(10)).expect("1");
+        assert!(woken(&q), "first entry wakes (starts the age timer)");
+        q.try_push(entry(10)).expect("2");
+        assert!(!woken(&q), "second does not");
+        q.try_push(entry(10)).expect("3");
+        assert!(woken(&q), "a full batch by records wakes");
+        let q = Queue::new(100, 1_000, 100, 25);
+        q.try_push(entry(10)).expect("1");
+        assert!(woken(&q));
+        q.try_push(entry(10)).expect("2");
+        assert!(!woken(&q));
+        q.try_push(entry(10)).expect("3");
+        assert!(woken(&q), "crossing the byte threshold wakes");
+    }
+
+    fn futures_poll(f: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+        use std::future::Future as _;
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        f.poll(&mut cx).is_ready()
+    }
+
     #[test]
     fn one_oversized_entry_fits_an_empty_queue() {
-        let q = Queue::new(10, 10);
+        let q = Queue::new(10, 10, 10, 10);
         q.try_push(entry(50)).expect("alone it fits");
         assert!(q.try_push(entry(1)).is_err());
     }

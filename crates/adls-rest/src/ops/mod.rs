@@ -91,6 +91,10 @@ pub fn validate_path(path: &str) -> Result<&str, Error> {
 
 /// User-defined metadata: name/value pairs. Names are C# identifiers, values
 /// printable ASCII without leading or trailing spaces (what both APIs accept).
+///
+/// Names are case-insensitive, and on the Blob dialect they travel as
+/// `x-ms-meta-*` headers, which HTTP/1 (and our `http` types) lower-case:
+/// `Source` is stored and read back as `source`. Use lower-case names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata(Vec<(String, String)>);
 
