@@ -16,9 +16,8 @@
 //! `cargo xtask fixtures --check` generates into `target/fixtures-check/` instead
 //! and fails if the result differs from the committed files.
 
-use std::ffi::OsString;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::util::{run_checked, workspace_root};
@@ -41,7 +40,10 @@ pub fn run(args: &[String]) -> Result {
         _ => return Err(format!("unexpected arguments {args:?}\n{USAGE}").into()),
     };
     let root = workspace_root();
-    let python = ensure_venv(&root)?;
+    let python = crate::python::ensure_venv(
+        &root.join("target/fixtures-venv"),
+        &root.join("xtask/fixtures/requirements.txt"),
+    )?;
     let committed = root.join(OUT_DIR);
     // Generated into a scratch directory first: a failed run leaves the committed
     // files alone, and a case removed from the script leaves no stale file.
@@ -74,7 +76,7 @@ pub fn run(args: &[String]) -> Result {
             .env("LITELLM_OFFLINE_MODE", "true"),
     )?;
     if check {
-        compare_dirs(&committed, &out)?;
+        crate::python::compare_dirs(&committed, &out, |_| true, "fixtures")?;
         eprintln!(
             "fixtures: {} matches what the pinned LiteLLM generates",
             committed.display()
@@ -109,76 +111,4 @@ fn network_namespace_available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
-}
-
-/// Creates the venv and installs the pinned requirements; returns its `python`.
-fn ensure_venv(root: &Path) -> Result<PathBuf> {
-    let venv = root.join("target/fixtures-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        if venv.exists() {
-            fs::remove_dir_all(&venv)?;
-        }
-        let interpreter: OsString = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-        run_checked(Command::new(&interpreter).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
-            format!(
-                "{e}\ncould not create a venv with {interpreter:?}: it needs Python 3.9+ \
-                 with the venv module (Debian: `apt-get install python3-venv`)"
-            )
-        })?;
-    }
-    let requirements = root.join("xtask/fixtures/requirements.txt");
-    let wanted = fs::read(&requirements)?;
-    let stamp = venv.join("requirements.installed");
-    if fs::read(&stamp).ok().as_deref() != Some(wanted.as_slice()) {
-        run_checked(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )?;
-        fs::write(&stamp, &wanted)?;
-    }
-    Ok(python)
-}
-
-/// Fails unless both directories hold the same files with equal bytes.
-fn compare_dirs(committed: &Path, fresh: &Path) -> Result {
-    let names = |dir: &Path| -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        if dir.exists() {
-            for entry in fs::read_dir(dir)? {
-                names.push(entry?.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
-    };
-    let (old, new) = (names(committed)?, names(fresh)?);
-    if old != new {
-        return Err(format!(
-            "fixture files differ: committed {old:?}, generated {new:?}; run `cargo xtask fixtures`"
-        )
-        .into());
-    }
-    let stale: Vec<&String> = old
-        .iter()
-        .filter(|name| fs::read(committed.join(name)).ok() != fs::read(fresh.join(name)).ok())
-        .collect();
-    if !stale.is_empty() {
-        return Err(format!(
-            "{stale:?} in {} differ from what the pinned LiteLLM generates ({}); \
-             run `cargo xtask fixtures`",
-            committed.display(),
-            fresh.display()
-        )
-        .into());
-    }
-    Ok(())
 }

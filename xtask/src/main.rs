@@ -7,6 +7,7 @@ mod ci;
 mod demo;
 mod fixtures;
 mod integration;
+mod python;
 mod tidy;
 mod util;
 mod vectors;
