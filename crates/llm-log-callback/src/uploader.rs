@@ -297,14 +297,16 @@ impl Uploader {
     }
 }
 
-/// Resolves once the watched flag is true (never, if the sender is gone while false).
+/// Resolves once the watched flag is true, or once its sender (the batcher)
+/// is gone: the batcher ends only after every upload it dispatched, so what
+/// still waits then is the replayer, which must stop too.
 pub(crate) async fn wait_true(rx: &mut watch::Receiver<bool>) {
     loop {
         if *rx.borrow_and_update() {
             return;
         }
         if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
+            return;
         }
     }
 }
