@@ -247,11 +247,13 @@ impl Logger {
             return Err(self.reject(LogError::ShutDown));
         }
         self.shared.redaction.apply(&mut record);
-        let id = record.ensure_id().to_string();
-        let mut line = match serde_json::to_vec(&record) {
-            Ok(l) => l,
-            Err(e) => return Err(self.reject(LogError::InvalidRecord(e.to_string()))),
-        };
+        let id = record.ensure_id();
+        let id = self.shared.keep_ids.then(|| id.to_string());
+        // one allocation for a typical record; grows for large ones
+        let mut line = Vec::with_capacity(2048);
+        if let Err(e) = serde_json::to_writer(&mut line, &record) {
+            return Err(self.reject(LogError::InvalidRecord(e.to_string())));
+        }
         line.push(b'\n');
         if line.len() > self.shared.max_record_bytes {
             let e = LogError::RecordTooLarge {
@@ -262,7 +264,7 @@ impl Logger {
         }
         Ok(Entry {
             line,
-            id: self.shared.keep_ids.then_some(id),
+            id,
             accepted_at: Instant::now(),
         })
     }

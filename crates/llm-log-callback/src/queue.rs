@@ -4,6 +4,7 @@
 //! producers waiting for room.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -35,6 +36,8 @@ pub(crate) enum PushError {
 #[derive(Debug)]
 pub(crate) struct Queue {
     state: Mutex<State>,
+    /// Mirrors `State::closed`, readable without the lock.
+    closed: AtomicBool,
     max_records: usize,
     max_bytes: usize,
     /// The batcher is woken when the queue gets its first entry (to start the
@@ -59,6 +62,7 @@ impl Queue {
     ) -> Self {
         Queue {
             state: Mutex::new(State::default()),
+            closed: AtomicBool::new(false),
             max_records,
             max_bytes,
             wake_records: wake_records.max(1),
@@ -125,12 +129,13 @@ impl Queue {
     /// Refuses further pushes (shutdown).
     pub fn close(&self) {
         self.lock().closed = true;
+        self.closed.store(true, Ordering::Release);
         self.arrived.notify_one();
         self.room.notify_waiters();
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// (records, bytes, oldest accept time).
