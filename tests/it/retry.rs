@@ -486,3 +486,74 @@ async fn blob_dialect_through_fault_proxy() {
     );
     fs.delete().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted() {
+    let server = DfsServer::start().await;
+    let account = Account::emulator(&server.endpoint()).expect("account");
+    let client = Client::builder(
+        account,
+        Credential::shared_key(adls_tests::AZURITE_KEY).expect("key"),
+    )
+    .dialect(Dialect::Dfs)
+    .retry(adls_tests::fast_retry())
+    .attempt_timeout(Duration::from_millis(300))
+    .build()
+    .expect("client");
+    let fs = client.filesystem(&unique_name("appref")).expect("fs");
+    fs.create().await.expect("fs");
+    let file = fs.file("f").expect("path");
+    file.create(&CreateOptions::default())
+        .await
+        .expect("create");
+    // attempt 1 times out (ambiguous; the server applies it late), attempt 2
+    // is refused as if the position were taken: nothing is committed, so the
+    // properties call must not turn the refusal into a success
+    server.inject(Fault::Delay {
+        delay: Duration::from_millis(600),
+        times: 1,
+        matching: appends(),
+    });
+    server.inject(Fault::Status {
+        status: 400,
+        code: "InvalidAppendPosition",
+        retry_after: None,
+        times: 1,
+        matching: appends(),
+    });
+    let e = file
+        .append(0, Bytes::from_static(b"abc"), Checksums::default())
+        .await
+        .expect_err("not verifiable");
+    assert_eq!(e.error_code(), Some("InvalidAppendPosition"));
+    let heads = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::HEAD)
+        .count();
+    assert_eq!(
+        heads, 1,
+        "the refusal was reconciled with one properties call"
+    );
+
+    // committed data covering the append's range: the same refusal is a success
+    tokio::time::sleep(Duration::from_millis(700)).await; // the late append lands
+    file.flush(3, &FlushOptions::default())
+        .await
+        .expect("flush");
+    server.inject(Fault::Delay {
+        delay: Duration::from_millis(600),
+        times: 1,
+        matching: appends(),
+    });
+    server.inject(Fault::Status {
+        status: 400,
+        code: "InvalidAppendPosition",
+        retry_after: None,
+        times: 1,
+        matching: appends(),
+    });
+    file.append(0, Bytes::from_static(b"abc"), Checksums::default())
+        .await
+        .expect("already in the file");
+}

@@ -473,7 +473,12 @@ impl File {
     }
 
     /// Stages `data` at `position`. Nothing is visible until [`File::flush`].
-    /// Retrying the same append (same position, same bytes) is harmless.
+    /// Retrying the same append (same position, same bytes) is harmless: the
+    /// Blob dialect rewrites the block of that position, DFS replaces the data
+    /// staged there. Should a retry after an ambiguous attempt be refused
+    /// (400, 409 or 412, e.g. because the data is already there), a
+    /// properties call decides: the append succeeded if the file already holds
+    /// `[0, position + len)`; otherwise the refusal is returned.
     pub async fn append(
         &self,
         position: u64,
@@ -499,7 +504,21 @@ impl File {
             }
             .request(ep)?,
         };
-        self.client().send("append", req).await.map(drop)
+        let end = position + req.body().len() as u64;
+        let out = self.client().execute("append", req).await;
+        match out.result {
+            Ok(_) => Ok(()),
+            Err(e) if out.earlier_ambiguous && is_position_refusal(&e) => {
+                let props = self.properties().await?;
+                if props.content_length >= end {
+                    tracing::info!(path = %self.path, position, "append retry refused, but the data is already in the file");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Commits the staged data: afterwards the file is exactly `[0, position)`.
@@ -753,6 +772,17 @@ impl File {
 enum BlobFlush {
     Request(Request<Bytes>),
     AlreadyThere(PathProperties),
+}
+
+/// A refusal an append retry may get when its data is already there (not a
+/// checksum mismatch, which says the bytes were damaged on the way).
+fn is_position_refusal(e: &Error) -> bool {
+    e.kind() == ErrorKind::Service
+        && matches!(e.status().map(|s| s.as_u16()), Some(400 | 409 | 412))
+        && !matches!(
+            e.error_code(),
+            Some("Md5Mismatch" | "Crc64Mismatch" | "InvalidMd5")
+        )
 }
 
 /// The answers a flush retry gets when an earlier attempt already committed:
