@@ -391,10 +391,11 @@ async fn many_loggers_share_one_client_and_its_connections() {
         assert!(l.shutdown(Duration::from_secs(30)).await.complete);
     }
     let stats = client.stats();
-    assert!(
-        stats.connections_opened <= 8,
-        "one pool for every logger: {stats:?}"
-    );
+    // one pool for every logger: never more connections at once than the
+    // in-flight limit, and a handful in all (the pool may retire an idle one
+    // and open another later), where the original opened one client per log
+    assert!(stats.connections_peak <= 8, "{stats:?}");
+    assert!(stats.connections_opened <= 16, "{stats:?}");
     assert!(stats.requests_sent > 100, "{stats:?}");
     let fs = client.filesystem(&fs_name).expect("fs");
     assert_exactly_once(&read_all_records(&fs).await, &expected);

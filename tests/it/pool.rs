@@ -176,6 +176,7 @@ async fn five_hundred_concurrent_writers_share_sixteen_connections() {
         "more connections than max_in_flight: {s:?}"
     );
     assert!(s.connections_open <= 16, "{s:?}");
+    assert!(s.connections_peak <= 16, "{s:?}");
     eprintln!(
         "pool: {FILES} writers in {write_time:?}, {} requests in {:?} on {} connections",
         s.requests_sent,

@@ -70,6 +70,8 @@ pub struct TransportStats {
     pub connections_opened: u64,
     /// Connections open now.
     pub connections_open: u64,
+    /// The most connections ever open at once (bounded by `max_in_flight`).
+    pub connections_peak: u64,
     /// HTTP requests sent (every attempt counts).
     pub requests_sent: u64,
     /// Attempts that were retries.
@@ -80,6 +82,7 @@ pub struct TransportStats {
 struct Counters {
     connections_opened: AtomicU64,
     connections_open: AtomicU64,
+    connections_peak: AtomicU64,
     requests_sent: AtomicU64,
     retries: AtomicU64,
 }
@@ -157,6 +160,7 @@ impl Transport {
         TransportStats {
             connections_opened: self.counters.connections_opened.load(Ordering::Relaxed),
             connections_open: self.counters.connections_open.load(Ordering::Relaxed),
+            connections_peak: self.counters.connections_peak.load(Ordering::Relaxed),
             requests_sent: self.counters.requests_sent.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
         }
@@ -542,7 +546,8 @@ impl tower_service::Service<Uri> for Counting {
             let permit = limit.acquire_owned().await?;
             let io = tower_service::Service::<Uri>::call(&mut inner, uri).await?;
             counters.connections_opened.fetch_add(1, Ordering::Relaxed);
-            counters.connections_open.fetch_add(1, Ordering::Relaxed);
+            let open = counters.connections_open.fetch_add(1, Ordering::Relaxed) + 1;
+            counters.connections_peak.fetch_max(open, Ordering::Relaxed);
             tracing::debug!(host = ?io.connected().is_proxied(), "connection opened");
             Ok(Counted {
                 io,
