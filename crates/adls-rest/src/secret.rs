@@ -40,9 +40,21 @@ impl From<String> for Secret {
     }
 }
 
-/// A storage account key, decoded from base64 when it is built, so signing cannot fail.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccountKey(Vec<u8>);
+/// A storage account key, decoded from base64 when it is built, so signing
+/// cannot fail. The HMAC key schedule is computed once here, not per request.
+#[derive(Clone)]
+pub struct AccountKey {
+    bytes: Vec<u8>,
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl PartialEq for AccountKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for AccountKey {}
 
 impl AccountKey {
     /// Decodes a base64 account key as shown in the Azure portal.
@@ -67,11 +79,20 @@ impl AccountKey {
                     ),
                 )
             })?;
-        Ok(AccountKey(bytes))
+        use hmac::Mac as _;
+        let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&bytes)
+            .map_err(|_| Error::new(ErrorKind::Credential, "account key cannot key HMAC-SHA256"))?;
+        Ok(AccountKey { bytes, mac })
     }
 
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// HMAC-SHA256 keyed with this key, ready for `update`.
+    pub(crate) fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        self.mac.clone()
     }
 }
 

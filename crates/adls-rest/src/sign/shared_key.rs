@@ -11,10 +11,9 @@
 //!   percent-decoded once; repeated names are joined with commas.
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::Mac as _;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use percent_encoding::percent_decode_str;
-use sha2::Sha256;
 
 use crate::secret::AccountKey;
 
@@ -46,9 +45,14 @@ pub fn authorization(
     let sts = string_to_sign(account, method, uri, headers);
     tracing::trace!(string_to_sign = %sts, "shared key string-to-sign");
     let signature = sign(key, &sts);
+    let mut text = String::with_capacity(11 + account.len() + signature.len());
+    text.push_str("SharedKey ");
+    text.push_str(account);
+    text.push(':');
+    text.push_str(&signature);
     // Account names are validated lower-case alphanumerics and base64 is ASCII,
     // so the value is always a valid header value.
-    let mut value = HeaderValue::from_str(&format!("SharedKey {account}:{signature}"))
+    let mut value = HeaderValue::from_str(&text)
         .unwrap_or_else(|_| HeaderValue::from_static("SharedKey invalid"));
     value.set_sensitive(true);
     value
@@ -56,26 +60,39 @@ pub fn authorization(
 
 /// Base64 HMAC-SHA256 of `string_to_sign` under the decoded account key.
 pub fn sign(key: &AccountKey, string_to_sign: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac = key.mac();
     mac.update(string_to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// "Blob, Queue, and File services (Shared Key authorization)": the string-to-sign.
 pub fn string_to_sign(account: &str, method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
-    let mut s = String::with_capacity(256);
+    let mut s = String::with_capacity(320);
     s.push_str(method.as_str());
     s.push('\n');
-    for name in STANDARD_HEADERS {
-        let value = joined_value(headers, name);
-        if !(name == "content-length" && value == "0") {
-            s.push_str(value.trim());
+    // One pass over the headers: the standard ones by position, the x-ms-* aside.
+    let mut standard: [(Option<&str>, bool); 11] = [(None, false); 11];
+    for (name, value) in headers {
+        if let Some(i) = STANDARD_HEADERS.iter().position(|h| *h == name.as_str()) {
+            let slot = &mut standard[i];
+            slot.1 = slot.0.is_some(); // a repeated header: joined below
+            slot.0 = Some(value.to_str().unwrap_or(""));
+        }
+    }
+    for (i, name) in STANDARD_HEADERS.iter().enumerate() {
+        let value = match standard[i] {
+            (None, _) => "".into(),
+            (Some(v), false) => std::borrow::Cow::Borrowed(v),
+            (Some(_), true) => joined_value(headers, name),
+        };
+        let value = value.trim();
+        if !(*name == "content-length" && value == "0") {
+            s.push_str(value);
         }
         s.push('\n');
     }
-    s.push_str(&canonicalized_headers(headers));
-    s.push_str(&canonicalized_resource(account, uri));
+    write_canonicalized_headers(&mut s, headers);
+    write_canonicalized_resource(&mut s, account, uri);
     s
 }
 
@@ -83,56 +100,88 @@ pub fn string_to_sign(account: &str, method: &Method, uri: &Uri, headers: &Heade
 /// lower-cased, values trimmed and repeated headers joined with commas, one
 /// `name:value\n` line each, in the service's header-name order.
 pub fn canonicalized_headers(headers: &HeaderMap) -> String {
-    let mut names: Vec<&str> = headers
-        .keys()
-        .map(|n| n.as_str()) // `http` stores names lower-cased
-        .filter(|n| n.starts_with("x-ms-"))
-        .collect();
-    names.sort_by(|a, b| header_name_order(a, b));
-    names.dedup();
-    let mut out = String::with_capacity(names.len() * 40);
-    for name in names {
-        out.push_str(name);
-        out.push(':');
-        out.push_str(joined_value(headers, name).trim());
-        out.push('\n');
-    }
+    let mut out = String::with_capacity(160);
+    write_canonicalized_headers(&mut out, headers);
     out
+}
+
+fn write_canonicalized_headers(out: &mut String, headers: &HeaderMap) {
+    // `http` stores names lower-cased; `iter` yields every value of a name
+    let mut ms: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-ms-"))
+        .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("")))
+        .collect();
+    // stable: the values of a repeated name keep their order
+    ms.sort_by(|a, b| header_name_order(a.0, b.0));
+    let mut previous: Option<&str> = None;
+    for (name, value) in ms {
+        if previous == Some(name) {
+            out.pop(); // the '\n': this value joins the line with a comma
+            out.push(',');
+        } else {
+            out.push_str(name);
+            out.push(':');
+        }
+        out.push_str(value.trim());
+        out.push('\n');
+        previous = Some(name);
+    }
 }
 
 /// "Constructing the canonicalized resource string" (2009-09-19 and later):
 /// `/{account}{encoded path}` then, per query parameter, `\n{name}:{value}`.
 pub fn canonicalized_resource(account: &str, uri: &Uri) -> String {
+    let mut out = String::with_capacity(account.len() + uri.path().len() + 64);
+    write_canonicalized_resource(&mut out, account, uri);
+    out
+}
+
+fn write_canonicalized_resource(out: &mut String, account: &str, uri: &Uri) {
     let path = uri.path();
-    let mut out = String::with_capacity(account.len() + path.len() + 64);
     out.push('/');
     out.push_str(account);
     out.push_str(if path.is_empty() { "/" } else { path });
 
-    let mut params: Vec<(String, Vec<String>)> = Vec::new();
-    for pair in uri
+    let mut params: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = uri
         .query()
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode_str(name).decode_utf8_lossy().to_lowercase();
-        let value = percent_decode_str(value).decode_utf8_lossy().into_owned();
-        match params.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, values)) => values.push(value),
-            None => params.push((name, vec![value])),
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(name);
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
+                name.to_lowercase().into()
+            } else {
+                name
+            };
+            (name, decode(value))
+        })
+        .collect();
+    // names lower-cased then sorted; the values of a repeated name sorted too
+    params.sort();
+    let mut previous: Option<&str> = None;
+    for (name, value) in &params {
+        if previous == Some(name.as_ref()) {
+            out.push(',');
+        } else {
+            out.push('\n');
+            out.push_str(name);
+            out.push(':');
         }
+        out.push_str(value);
+        previous = Some(name.as_ref());
     }
-    params.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, mut values) in params {
-        values.sort();
-        out.push('\n');
-        out.push_str(&name);
-        out.push(':');
-        out.push_str(&values.join(","));
+}
+
+/// Percent-decodes once, borrowing when there is nothing to decode.
+fn decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('%') {
+        percent_decode_str(s).decode_utf8_lossy()
+    } else {
+        s.into()
     }
-    out
 }
 
 /// All values of header `name`, comma-joined (a missing header is empty).
