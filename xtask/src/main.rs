@@ -2,6 +2,7 @@
 //! README never lists a shell recipe. See `cargo xtask help`.
 
 mod azurite;
+mod bench;
 mod certs;
 mod ci;
 mod demo;
@@ -25,6 +26,7 @@ commands:
   integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth), run the `tests` package, stop Azurite
   vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
   fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
+  bench [--quick] [--soak]             benchmarks vs object_store, opendal, the Python SDK: markdown table, BENCH/RATIO lines, JSON in target/bench/
   ci                                   fmt --check, clippy -D warnings, unit tests, integration (what .ci/run calls)
   azurite                              start Azurite in the foreground for manual use (Ctrl-C stops it)
 ";
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         "integration" => integration::run(rest),
         "vectors" => vectors::run(rest),
         "fixtures" => fixtures::run(rest),
+        "bench" => bench::run(rest),
         "ci" => ci::run(rest),
         "azurite" => azurite::run_foreground(rest),
         "help" | "-h" | "--help" => {

@@ -1,0 +1,133 @@
+//! `cargo xtask bench [--quick] [--soak] [--only SECTIONS]`: the benchmarks of
+//! docs/PERFORMANCE.md.
+//!
+//! 1. Builds the `bench/` workspace in release mode (its own workspace, so
+//!    the peer clients `object_store` and `opendal` never enter the main
+//!    build; it builds into `target/bench-build/`).
+//! 2. Makes a venv in `target/bench-venv` with the pinned
+//!    `bench/py/requirements.txt` (Microsoft's Python SDK, the Python peer),
+//!    once; without Python the peer is left out and the report says so.
+//! 3. Starts Azurite in memory on a free port.
+//! 4. Runs `bench`'s `runner`, which runs each benchmark as separate
+//!    processes, interleaved and repeated, prints a markdown table, one
+//!    `BENCH <name> <value> <unit>` line per figure and one
+//!    `RATIO <name> <value>` line per comparison, and writes the raw results
+//!    as JSON to `target/bench/`.
+//!
+//! `--quick` takes a few minutes; the full run repeats more and adds the
+//! 10-minute soak. The benchmarks assert nothing: targets missed are
+//! reported, never failed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::azurite::Azurite;
+use crate::util::{cargo, run_checked, workspace_root};
+use crate::Result;
+
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--soak] [--only sign,storage,e2e,saturate,hotpath,soak]";
+
+/// Entry point of `cargo xtask bench`.
+pub fn run(args: &[String]) -> Result {
+    let started = Instant::now();
+    let mut runner_args: Vec<String> = Vec::new();
+    let mut quick = false;
+    let mut it = args.iter().filter(|a| a.as_str() != "--");
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {
+                quick = true;
+                runner_args.push(a.clone());
+            }
+            "--soak" => runner_args.push(a.clone()),
+            "--only" => {
+                let v = it.next().ok_or(format!("--only needs a value\n{USAGE}"))?;
+                runner_args.extend(["--only".to_string(), v.clone()]);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unexpected argument `{other}`\n{USAGE}").into()),
+        }
+    }
+    let root = workspace_root();
+    let bench_dir = root.join("bench");
+
+    let t = Instant::now();
+    // The bench workspace's `.cargo/config.toml` (target-dir) is found from
+    // the working directory, so cargo runs in `bench/`.
+    run_checked(
+        cargo()
+            .current_dir(&bench_dir)
+            .args(["build", "--release", "--bins"]),
+    )?;
+    let build_s = t.elapsed().as_secs_f64();
+    let bin_dir = root.join("target/bench-build/release");
+
+    // Azurite and the Python peer serve the end-to-end section only.
+    let e2e = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .is_none_or(|v| v.split(',').any(|s| s.trim() == "e2e"));
+    let python = if e2e {
+        let venv = root.join("target/bench-venv");
+        match crate::python::ensure_venv(&venv, &bench_dir.join("py/requirements.txt")) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: no Python peer for the end-to-end comparison: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let azurite = if !e2e {
+        None
+    } else {
+        match Azurite::start_http() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("warning: Azurite did not start, the end-to-end section is skipped: {e}");
+                None
+            }
+        }
+    };
+
+    let out = root.join("target/bench");
+    let mut cmd = Command::new(bin_dir.join("runner"));
+    cmd.args(&runner_args)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(&root);
+    if let Some(a) = &azurite {
+        cmd.args(["--azurite", &a.url]);
+    }
+    if let Some(py) = &python {
+        cmd.arg("--python")
+            .arg(py)
+            .arg("--peer")
+            .arg(bench_dir.join("py/peer.py"));
+    }
+    eprintln!("$ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running the bench runner: {e}"))?;
+    drop(azurite);
+    let wall = started.elapsed().as_secs_f64();
+    println!("BENCH xtask_bench_build_s {build_s:.1} s");
+    println!(
+        "BENCH xtask_bench_wall_s {wall:.1} s{}",
+        if quick {
+            " (--quick, build included)"
+        } else {
+            ""
+        }
+    );
+    if !status.success() {
+        return Err(format!("bench runner failed ({status})").into());
+    }
+    Ok(())
+}
