@@ -24,12 +24,10 @@ use crate::uploader::{wait_true, Batch, Create, Delivered, Target, Uploader};
 pub(crate) enum Control {
     /// Write everything accepted so far, then answer.
     Flush(oneshot::Sender<()>),
-    /// Stop accepting, write everything (until `deadline`; then spill or
-    /// drop), then answer and exit.
-    Shutdown {
-        deadline: Duration,
-        reply: oneshot::Sender<()>,
-    },
+    /// Write everything left, then answer and exit. The handle has already
+    /// closed the queue and armed the deadline (the `give_up` flag), so this
+    /// ends in time even if the batcher is busy when it is sent.
+    Shutdown(oneshot::Sender<()>),
 }
 
 enum RollingMsg {
@@ -43,7 +41,6 @@ pub(crate) struct Batcher {
     pub layout: Layout,
     pub uploader: Arc<Uploader>,
     pub control: mpsc::UnboundedReceiver<Control>,
-    pub give_up: watch::Sender<bool>,
     pub seq: u64,
 }
 
@@ -108,15 +105,7 @@ impl Batcher {
                 msg = self.control.recv() => {
                     let (reply, exit) = match msg {
                         Some(Control::Flush(reply)) => (Some(reply), false),
-                        Some(Control::Shutdown { deadline, reply }) => {
-                            self.shared.queue.close();
-                            let give_up = self.give_up.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(deadline).await;
-                                let _ = give_up.send(true);
-                            });
-                            (Some(reply), true)
-                        }
+                        Some(Control::Shutdown(reply)) => (Some(reply), true),
                         // every handle is gone: write what is left, then stop
                         None => {
                             self.shared.queue.close();

@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     keep_ids: bool,
     control: mpsc::UnboundedSender<Control>,
     client: Client,
+    /// Set when shutdown's deadline passes: uploads stop retrying and spill
+    /// or drop. Dropped with the last handle and the batcher, which also
+    /// stops the replayer.
+    give_up: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -130,6 +134,7 @@ impl Logger {
             keep_ids: config.layout == LayoutMode::PerRecord,
             control: control_tx,
             client: client.clone(),
+            give_up: give_up_tx,
         });
         let uploader = Arc::new(Uploader {
             fs,
@@ -162,7 +167,6 @@ impl Logger {
             layout,
             uploader,
             control: control_rx,
-            give_up: give_up_tx,
             seq: 0,
         };
         tokio::spawn(batcher.run());
@@ -317,16 +321,16 @@ impl Logger {
     /// `shutdown` when spilling is off). Returns the final ledger.
     pub async fn shutdown(&self, deadline: Duration) -> Report {
         let t0 = Instant::now();
+        // Close and arm the deadline here, not in the batcher: it may be
+        // waiting for an upload slot and read its messages only later.
+        self.shared.queue.close();
+        let give_up = self.shared.give_up.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            let _ = give_up.send(true);
+        });
         let (tx, rx) = oneshot::channel();
-        if self
-            .shared
-            .control
-            .send(Control::Shutdown {
-                deadline,
-                reply: tx,
-            })
-            .is_ok()
-        {
+        if self.shared.control.send(Control::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
         self.report(t0)
@@ -445,6 +449,64 @@ mod tests {
         assert_eq!(r.metrics.dropped.total(), 1, "{:?}", r.metrics);
         assert!(r.complete);
         assert!(matches!(logger.log_json("{}"), Err(LogError::ShutDown)));
+    }
+
+    /// Storage that accepts connections and never answers, with uploads
+    /// busy: shutdown must still end at its deadline, with every record
+    /// accounted for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_keeps_its_deadline_while_uploads_hang() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                sockets.push(s); // read nothing, answer nothing
+            }
+        });
+        let client = Client::builder(
+            adls_rest::Account::emulator(&format!("http://127.0.0.1:{port}/devstoreaccount1"))
+                .expect("account"),
+            adls_rest::Credential::Anonymous,
+        )
+        .build()
+        .expect("client");
+        for layout in [LayoutMode::PerRecord, LayoutMode::PerBatch] {
+            let logger = Logger::start(
+                client.clone(),
+                Config {
+                    create_filesystem: false,
+                    layout: layout.clone(),
+                    max_batch_records: 10,
+                    max_concurrent_uploads: 1,
+                    ..Config::default()
+                },
+            )
+            .await
+            .expect("start");
+            for i in 0..200 {
+                logger
+                    .log_json(&format!("{{\"id\":\"r{i}\"}}"))
+                    .expect("accepted");
+            }
+            let t0 = Instant::now();
+            let r = logger.shutdown(Duration::from_millis(300)).await;
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{layout:?}: shutdown took {:?}",
+                t0.elapsed()
+            );
+            assert!(r.complete, "{layout:?}: {:?}", r.metrics);
+            assert_eq!(r.metrics.accepted, 200);
+            assert_eq!(
+                r.metrics.dropped.shutdown, 200,
+                "{layout:?}: {:?}",
+                r.metrics
+            );
+        }
+        held.abort();
     }
 
     #[tokio::test(flavor = "current_thread")]

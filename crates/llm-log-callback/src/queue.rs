@@ -103,23 +103,33 @@ impl Queue {
     }
 
     /// Takes entries from the front while they fit in `max_records` / `max_bytes`.
+    ///
+    /// The lock is held for a scan of lengths and an O(1) swap when the whole
+    /// queue fits (the usual case), so producers are not kept waiting while
+    /// thousands of entries move.
     pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
-        let mut taken_bytes = 0;
-        let mut n = 0;
-        {
+        let taken = {
             let mut s = self.lock();
-            while n < max_records {
-                let Some(front) = s.items.front() else { break };
-                if taken_bytes + front.line.len() > max_bytes {
-                    break;
+            if s.items.len() <= max_records && s.bytes <= max_bytes {
+                s.bytes = 0;
+                std::mem::take(&mut s.items)
+            } else {
+                let mut n = 0;
+                let mut bytes = 0;
+                for e in s.items.iter().take(max_records) {
+                    if bytes + e.line.len() > max_bytes {
+                        break;
+                    }
+                    bytes += e.line.len();
+                    n += 1;
                 }
-                let e = s.items.pop_front().expect("front exists");
-                s.bytes -= e.line.len();
-                taken_bytes += e.line.len();
-                out.push(e);
-                n += 1;
+                s.bytes -= bytes;
+                let rest = s.items.split_off(n);
+                std::mem::replace(&mut s.items, rest)
             }
-        }
+        };
+        let n = taken.len();
+        out.extend(taken);
         if n > 0 {
             self.room.notify_waiters();
         }
