@@ -294,14 +294,9 @@ impl Transport {
         req: &Request<Bytes>,
     ) -> Result<Prepared, Error> {
         let mut headers = req.headers().clone();
-        let date = format_http_date(time::OffsetDateTime::now_utc());
-        headers.insert("x-ms-date", crate::ops::header_value(&date, "x-ms-date")?);
+        headers.insert("x-ms-date", current_date_header());
         headers.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
-        let request_id = uuid::Uuid::new_v4().to_string();
-        headers.insert(
-            "x-ms-client-request-id",
-            crate::ops::header_value(&request_id, "x-ms-client-request-id")?,
-        );
+        headers.insert("x-ms-client-request-id", new_request_id());
         let mut uri = req.uri().clone();
         let mut secrets = Vec::new();
         let mut token = None;
@@ -400,6 +395,37 @@ struct Prepared {
     request: Request<Full<Bytes>>,
     secrets: Vec<String>,
     token: Option<crate::credential::AccessToken>,
+}
+
+/// `x-ms-date` for now, formatted once per second per thread.
+fn current_date_header() -> HeaderValue {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, HeaderValue)> =
+            std::cell::RefCell::new((i64::MIN, HeaderValue::from_static("")));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let second = now.unix_timestamp();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != second {
+            let text = format_http_date(now);
+            // an RFC 1123 date is always a valid header value
+            c.1 = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
+            c.0 = second;
+        }
+        c.1.clone()
+    })
+}
+
+/// A fresh random `x-ms-client-request-id` (a version-4 UUID from a fast
+/// thread-local generator: it correlates logs, it is not a secret).
+fn new_request_id() -> HeaderValue {
+    let mut bytes = [0u8; 16];
+    fastrand::fill(&mut bytes);
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = id.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }
 
 /// Whether a failed attempt may nonetheless have been applied by the service.
@@ -628,6 +654,17 @@ mod tests {
         assert_eq!(c.as_deref(), Some("InvalidFlushPosition"));
         assert!(m.expect("m").contains("contiguous"));
         assert_eq!(json_error(b"{not json"), (None, None));
+    }
+
+    #[test]
+    fn request_ids_are_fresh_v4_uuids_and_dates_rfc1123() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        let id = uuid::Uuid::parse_str(a.to_str().expect("ascii")).expect("uuid");
+        assert_eq!(id.get_version_num(), 4);
+        let d = current_date_header();
+        assert!(crate::ops::parse_http_date(d.to_str().expect("ascii")).is_some(), "{d:?}");
     }
 
     #[test]
