@@ -557,3 +557,55 @@ async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted(
         .await
         .expect("already in the file");
 }
+
+/// `File::upload` on the Blob dialect: Put Blocks then one create-new Put
+/// Block List. A commit whose answer is lost is reconciled; the blob stays
+/// made of blocks, so it can be appended to afterwards.
+#[tokio::test]
+async fn blob_upload_commit_lost_is_reconciled_and_blob_stays_appendable() {
+    let azurite = required_env(ENV_AZURITE_HTTP);
+    let proxy = FaultProxy::start(azurite.trim_end_matches("/devstoreaccount1")).await;
+    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), Dialect::Blob);
+    let fs = client.filesystem(&unique_name("upload")).expect("fs");
+    fs.create().await.expect("create container");
+    let file = fs.file("batch.ndjson").expect("path");
+    proxy.set_plan(
+        Plan::new().rule(
+            Rule::new(Action::DropResponse)
+                .query_contains("comp=blocklist")
+                .first_n(1),
+        ),
+    );
+    let options = CreateOptions {
+        mode: CreateMode::CreateNew,
+        ..Default::default()
+    };
+    let flushed = file
+        .upload(Bytes::from_static(b"0123456789"), 4, &options)
+        .await
+        .expect("upload");
+    assert!(
+        flushed.reconciled,
+        "the retry's 409 was checked against the blob's length"
+    );
+    assert_eq!(flushed.content_length, 10);
+    proxy.set_plan(Plan::pass());
+    // a second upload as create-new is a real conflict
+    let e = file
+        .upload(Bytes::from_static(b"other"), 4, &options)
+        .await
+        .expect_err("exists");
+    assert!(e.is_already_exists(), "{e:?}");
+    // still blocks: append and flush extend it
+    file.append(10, Bytes::from_static(b"abcde"), Checksums::default())
+        .await
+        .expect("append");
+    file.flush(15, &FlushOptions::default())
+        .await
+        .expect("flush");
+    assert_eq!(
+        file.read().await.expect("read"),
+        Bytes::from_static(b"0123456789abcde")
+    );
+    fs.delete().await.expect("cleanup");
+}

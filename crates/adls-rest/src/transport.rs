@@ -401,7 +401,7 @@ struct Prepared {
 fn current_date_header() -> HeaderValue {
     thread_local! {
         static CACHE: std::cell::RefCell<(i64, HeaderValue)> =
-            std::cell::RefCell::new((i64::MIN, HeaderValue::from_static("")));
+            const { std::cell::RefCell::new((i64::MIN, HeaderValue::from_static(""))) };
     }
     let now = time::OffsetDateTime::now_utc();
     let second = now.unix_timestamp();
@@ -425,7 +425,8 @@ fn new_request_id() -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     let text = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+    HeaderValue::from_str(text)
+        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }
 
 /// Whether a failed attempt may nonetheless have been applied by the service.
@@ -664,7 +665,10 @@ mod tests {
         let id = uuid::Uuid::parse_str(a.to_str().expect("ascii")).expect("uuid");
         assert_eq!(id.get_version_num(), 4);
         let d = current_date_header();
-        assert!(crate::ops::parse_http_date(d.to_str().expect("ascii")).is_some(), "{d:?}");
+        assert!(
+            crate::ops::parse_http_date(d.to_str().expect("ascii")).is_some(),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -102,6 +102,46 @@ pub(crate) async fn write_once(
     settings: &UploadSettings,
 ) -> Result<(), AttemptError> {
     let file = fs.file(&target.path).map_err(AttemptError::Retry)?;
+    // A new, whole file on the Blob dialect: Put Block(s) then one Put Block
+    // List that creates it (create-new): two requests per batch, not five.
+    if target.create == Some(Create::New)
+        && target.position == 0
+        && target.close
+        && fs.client().dialect() == adls_rest::Dialect::Blob
+    {
+        let options = CreateOptions {
+            mode: CreateMode::CreateNew,
+            content_type: Some(settings.content_type.clone()),
+            ..Default::default()
+        };
+        return match file
+            .upload(payload.clone(), settings.append_chunk.max(1), &options)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_already_exists() => {
+                // an earlier attempt of this batch (ours, if it holds exactly this)
+                let props = file.properties().await.map_err(AttemptError::Retry)?;
+                if props.content_length == payload.len() as u64 {
+                    Ok(())
+                } else {
+                    Err(AttemptError::Conflict(format!(
+                        "`{}` holds {} bytes; this batch is {}",
+                        target.path,
+                        props.content_length,
+                        payload.len()
+                    )))
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                fs.create_if_not_exists()
+                    .await
+                    .map_err(AttemptError::Retry)?;
+                Err(AttemptError::Retry(e))
+            }
+            Err(e) => Err(AttemptError::Retry(e)),
+        };
+    }
     if let Some(create) = target.create {
         let options = CreateOptions {
             mode: match create {

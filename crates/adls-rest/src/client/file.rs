@@ -115,6 +115,7 @@ impl File {
                 conditions: &conditions,
                 content_type: options.content_type.as_deref(),
                 metadata: &options.metadata,
+                body: Bytes::new(),
             }
             .request(ep)?,
         };
@@ -409,8 +410,16 @@ impl File {
         self.client().send("delete", req).await.map(drop)
     }
 
-    /// Writes `data` as the whole file: create (per `options`), appends of at
-    /// most `chunk` bytes, flush with close.
+    /// Writes `data` as the whole file, in pieces of at most `chunk` bytes.
+    ///
+    /// On the Blob dialect that is Put Block per piece, then one Put Block
+    /// List that creates the blob (create-new: `If-None-Match: *`) with its
+    /// content type and metadata: no empty create and no block-list lookup,
+    /// and the blob stays made of blocks, so later appends work. On DFS it is
+    /// create, appends, and a flush with close.
+    ///
+    /// A create-new whose commit is retried after an ambiguous attempt and
+    /// meets 409 succeeds when the file holds exactly `data.len()` bytes.
     pub async fn upload(
         &self,
         data: Bytes,
@@ -419,6 +428,9 @@ impl File {
     ) -> Result<Flushed, Error> {
         if chunk == 0 {
             return Err(Error::config("upload chunk size must be at least 1 byte"));
+        }
+        if self.client().dialect() == Dialect::Blob {
+            return self.upload_blocks(data, chunk, options).await;
         }
         self.create(options).await?;
         let mut pos = 0usize;
@@ -436,6 +448,62 @@ impl File {
             },
         )
         .await
+    }
+
+    async fn upload_blocks(
+        &self,
+        data: Bytes,
+        chunk: usize,
+        options: &CreateOptions,
+    ) -> Result<Flushed, Error> {
+        let mut ids = Vec::new();
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let end = (pos + chunk).min(data.len());
+            self.append(pos as u64, data.slice(pos..end), Checksums::default())
+                .await?;
+            ids.push(blob::block_id(pos as u64));
+            pos = end;
+        }
+        let conditions = match options.mode {
+            CreateMode::Overwrite => Conditions::default(),
+            CreateMode::CreateNew => Conditions::create_new(),
+        };
+        let len = data.len() as u64;
+        let req = blob::PutBlockList {
+            container: &self.fs.name,
+            blob: &self.path,
+            committed: &[],
+            uncommitted: &ids,
+            content_type: options.content_type.as_deref(),
+            metadata: &options.metadata,
+            conditions: &conditions,
+        }
+        .request(self.client().endpoint())?;
+        let out = self.client().execute("put_block_list", req).await;
+        match out.result {
+            Ok(resp) => Ok(Flushed {
+                content_length: len,
+                etag: header_str(&resp.headers, "etag")
+                    .unwrap_or_default()
+                    .to_string(),
+                reconciled: false,
+            }),
+            Err(e) if out.earlier_ambiguous && (e.is_already_exists() || is_flush_conflict(&e)) => {
+                let props = self.properties().await?;
+                if props.content_length == len {
+                    tracing::info!(path = %self.path, "upload retry found the blob our earlier attempt committed");
+                    Ok(Flushed {
+                        content_length: len,
+                        etag: props.etag,
+                        reconciled: true,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -40,6 +40,11 @@ impl FileSystem {
         }
     }
 
+    /// The client this filesystem is reached through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The name.
     pub fn name(&self) -> &str {
         &self.name

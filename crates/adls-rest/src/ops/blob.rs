@@ -50,7 +50,8 @@ impl DeleteContainer<'_> {
     }
 }
 
-/// Put Blob with an empty body: creates (or replaces) an empty block blob.
+/// Put Blob: creates (or replaces) a block blob holding `body` in one
+/// request (an empty body for create-then-append).
 #[derive(Debug, Clone)]
 pub struct PutBlob<'a> {
     /// Container name.
@@ -63,17 +64,19 @@ pub struct PutBlob<'a> {
     pub content_type: Option<&'a str>,
     /// `x-ms-meta-*`.
     pub metadata: &'a Metadata,
+    /// The content; `Bytes`, so a retry resends exactly these bytes.
+    pub body: Bytes,
 }
 
 impl PutBlob<'_> {
     /// The request.
     pub fn request(&self, endpoint: &Url) -> Result<Request<Bytes>, Error> {
         let uri = build_uri(endpoint, self.container, Some(self.blob), &[])?;
-        let mut h = headers_with_length(0);
+        let mut h = headers_with_length(self.body.len());
         self.conditions.apply(&mut h)?;
         insert(&mut h, "x-ms-blob-type", "BlockBlob")?;
         blob_properties(&mut h, self.content_type, self.metadata)?;
-        Ok(request(Method::PUT, uri, h, Bytes::new()))
+        Ok(request(Method::PUT, uri, h, self.body.clone()))
     }
 }
 
@@ -315,6 +318,7 @@ impl GetBlobProperties<'_> {
             etag: header_str(headers, "etag").unwrap_or_default().to_string(),
             last_modified: header_str(headers, "last-modified").and_then(parse_http_date),
             content_type: header_str(headers, "content-type").map(str::to_string),
+            content_md5: header_str(headers, "content-md5").map(str::to_string),
             metadata,
             is_directory,
         })
@@ -512,6 +516,7 @@ mod tests {
             conditions: &c,
             content_type: Some("text/plain"),
             metadata: &md,
+            body: Bytes::new(),
         }
         .request(&ep())
         .expect("req");

@@ -229,6 +229,7 @@ impl GetPathProperties<'_> {
             etag: header_str(headers, "etag").unwrap_or_default().to_string(),
             last_modified: header_str(headers, "last-modified").and_then(parse_http_date),
             content_type: header_str(headers, "content-type").map(str::to_string),
+            content_md5: header_str(headers, "content-md5").map(str::to_string),
             metadata,
             is_directory: header_str(headers, "x-ms-resource-type") == Some("directory"),
         })

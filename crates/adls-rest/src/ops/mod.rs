@@ -161,6 +161,9 @@ pub struct PathProperties {
     pub last_modified: Option<OffsetDateTime>,
     /// `Content-Type`, if set.
     pub content_type: Option<String>,
+    /// `Content-MD5` (base64) of the whole content, where the service keeps one
+    /// (Blob computes it for single-request uploads).
+    pub content_md5: Option<String>,
     /// User-defined metadata.
     pub metadata: Metadata,
     /// True for DFS directories (and Blob "directory" markers with `hdi_isfolder`).
