@@ -32,6 +32,18 @@ pub struct EntraOptions {
     pub http: TokenHttpOptions,
 }
 
+impl EntraOptions {
+    /// The authority from `AZURE_AUTHORITY_HOST` (sovereign clouds), else the public cloud.
+    pub(crate) fn from_env_parts(env: &super::Env<'_>, http: TokenHttpOptions) -> Self {
+        EntraOptions {
+            authority_host: env
+                .get(super::env_names::AZURE_AUTHORITY_HOST)
+                .unwrap_or_else(|| AZURE_PUBLIC_CLOUD.to_string()),
+            http,
+        }
+    }
+}
+
 impl Default for EntraOptions {
     fn default() -> Self {
         EntraOptions {

@@ -79,12 +79,7 @@ impl ClientSecretCredential {
                 env::AZURE_CLIENT_SECRET,
             ],
         )?;
-        let options = EntraOptions {
-            authority_host: env
-                .get(env::AZURE_AUTHORITY_HOST)
-                .unwrap_or_else(|| super::AZURE_PUBLIC_CLOUD.to_string()),
-            http,
-        };
+        let options = EntraOptions::from_env_parts(env, http);
         // Set but wrong is not "unavailable": a chain stops here rather than
         // silently using another identity.
         Self::with_options(&vars[0], &vars[1], vars[2].clone(), options).map_err(|e| {

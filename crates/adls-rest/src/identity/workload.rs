@@ -81,12 +81,7 @@ impl WorkloadIdentityCredential {
                 env::AZURE_FEDERATED_TOKEN_FILE,
             ],
         )?;
-        let options = EntraOptions {
-            authority_host: env
-                .get(env::AZURE_AUTHORITY_HOST)
-                .unwrap_or_else(|| super::AZURE_PUBLIC_CLOUD.to_string()),
-            http,
-        };
+        let options = EntraOptions::from_env_parts(env, http);
         Self::with_options(&vars[0], &vars[1], &vars[2], options).map_err(|e| {
             IdentityError::new(NAME, format!("invalid settings in the environment: {e}"))
                 .into_error()
