@@ -178,11 +178,10 @@ async fn persistent_503_gives_up_after_max_attempts() {
     );
 }
 
-#[tokio::test]
-async fn resets_and_timeouts_are_retried() {
-    let server = DfsServer::start().await;
+/// A DFS client whose attempts time out after 300 ms (for `Delay` faults).
+fn short_timeout_client(server: &DfsServer) -> Client {
     let account = Account::emulator(&server.endpoint()).expect("account");
-    let client = Client::builder(
+    Client::builder(
         account,
         Credential::shared_key(adls_tests::AZURITE_KEY).expect("key"),
     )
@@ -190,7 +189,13 @@ async fn resets_and_timeouts_are_retried() {
     .retry(adls_tests::fast_retry())
     .attempt_timeout(Duration::from_millis(300))
     .build()
-    .expect("client");
+    .expect("client")
+}
+
+#[tokio::test]
+async fn resets_and_timeouts_are_retried() {
+    let server = DfsServer::start().await;
+    let client = short_timeout_client(&server);
     let fs = client.filesystem(&unique_name("reset")).expect("fs");
     fs.create().await.expect("fs");
     let file = fs.file("f").expect("path");
@@ -490,16 +495,7 @@ async fn blob_dialect_through_fault_proxy() {
 #[tokio::test]
 async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted() {
     let server = DfsServer::start().await;
-    let account = Account::emulator(&server.endpoint()).expect("account");
-    let client = Client::builder(
-        account,
-        Credential::shared_key(adls_tests::AZURITE_KEY).expect("key"),
-    )
-    .dialect(Dialect::Dfs)
-    .retry(adls_tests::fast_retry())
-    .attempt_timeout(Duration::from_millis(300))
-    .build()
-    .expect("client");
+    let client = short_timeout_client(&server);
     let fs = client.filesystem(&unique_name("appref")).expect("fs");
     fs.create().await.expect("fs");
     let file = fs.file("f").expect("path");
