@@ -492,6 +492,23 @@ async fn blob_dialect_through_fault_proxy() {
     fs.delete().await.expect("cleanup");
 }
 
+/// The next append times out (the server applies it late: ambiguous), and its
+/// retry is refused as if the position were taken.
+fn time_out_then_refuse_append(server: &DfsServer) {
+    server.inject(Fault::Delay {
+        delay: Duration::from_millis(600),
+        times: 1,
+        matching: appends(),
+    });
+    server.inject(Fault::Status {
+        status: 400,
+        code: "InvalidAppendPosition",
+        retry_after: None,
+        times: 1,
+        matching: appends(),
+    });
+}
+
 #[tokio::test]
 async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted() {
     let server = DfsServer::start().await;
@@ -505,18 +522,7 @@ async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted(
     // attempt 1 times out (ambiguous; the server applies it late), attempt 2
     // is refused as if the position were taken: nothing is committed, so the
     // properties call must not turn the refusal into a success
-    server.inject(Fault::Delay {
-        delay: Duration::from_millis(600),
-        times: 1,
-        matching: appends(),
-    });
-    server.inject(Fault::Status {
-        status: 400,
-        code: "InvalidAppendPosition",
-        retry_after: None,
-        times: 1,
-        matching: appends(),
-    });
+    time_out_then_refuse_append(&server);
     let e = file
         .append(0, Bytes::from_static(b"abc"), Checksums::default())
         .await
@@ -537,18 +543,7 @@ async fn append_retry_refused_after_an_ambiguous_attempt_is_checked_not_trusted(
     file.flush(3, &FlushOptions::default())
         .await
         .expect("flush");
-    server.inject(Fault::Delay {
-        delay: Duration::from_millis(600),
-        times: 1,
-        matching: appends(),
-    });
-    server.inject(Fault::Status {
-        status: 400,
-        code: "InvalidAppendPosition",
-        retry_after: None,
-        times: 1,
-        matching: appends(),
-    });
+    time_out_then_refuse_append(&server);
     file.append(0, Bytes::from_static(b"abc"), Checksums::default())
         .await
         .expect("already in the file");

@@ -47,6 +47,20 @@ pub fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The arguments of a generator: none, `--check`, or `--help` (prints
+/// `usage`, then `None`: nothing to do).
+pub fn check_flag(args: &[String], usage: &str) -> Result<Option<bool>> {
+    match args {
+        [] => Ok(Some(false)),
+        [flag] if flag == "--check" => Ok(Some(true)),
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{usage}");
+            Ok(None)
+        }
+        _ => Err(format!("unexpected arguments {args:?}\n{usage}").into()),
+    }
+}
+
 /// Fails unless `committed` and `fresh` hold the same files (those `keep`
 /// selects by name) with equal bytes; `what` names the generator in the message.
 pub fn compare_dirs(

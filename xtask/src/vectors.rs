@@ -26,14 +26,8 @@ const OUT_DIR: &str = "crates/adls-rest/tests/vectors";
 
 /// Entry point of `cargo xtask vectors [--check]`.
 pub fn run(args: &[String]) -> Result {
-    let check = match args {
-        [] => false,
-        [flag] if flag == "--check" => true,
-        [flag] if flag == "-h" || flag == "--help" => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        _ => return Err(format!("unexpected arguments {args:?}\n{USAGE}").into()),
+    let Some(check) = crate::python::check_flag(args, USAGE)? else {
+        return Ok(());
     };
     let root = workspace_root();
     let python = crate::python::ensure_venv(

@@ -119,20 +119,8 @@ pub(crate) async fn write_once(
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.is_already_exists() => {
-                // an earlier attempt of this batch (ours, if it holds exactly this)
-                let props = file.properties().await.map_err(AttemptError::Retry)?;
-                if props.content_length == payload.len() as u64 {
-                    Ok(())
-                } else {
-                    Err(AttemptError::Conflict(format!(
-                        "`{}` holds {} bytes; this batch is {}",
-                        target.path,
-                        props.content_length,
-                        payload.len()
-                    )))
-                }
-            }
+            // an earlier attempt of this batch (ours, if it holds exactly this)
+            Err(e) if e.is_already_exists() => holds_exactly(&file, target, payload).await,
             Err(e) if e.is_not_found() => {
                 fs.create_if_not_exists()
                     .await
@@ -185,23 +173,35 @@ pub(crate) async fn write_once(
     };
     match file.flush(end, &flush).await {
         Ok(_) => Ok(()),
+        // an earlier attempt may have committed exactly this
         Err(e) if e.is_invalid_flush_position() || e.error_code() == Some("InvalidBlockList") => {
-            let props = file.properties().await.map_err(AttemptError::Retry)?;
-            if props.content_length == end {
-                // an earlier attempt committed exactly this
-                Ok(())
-            } else {
-                Err(AttemptError::Conflict(format!(
-                    "`{}` holds {} bytes; expected {} after writing {} bytes at {}",
-                    target.path,
-                    props.content_length,
-                    end,
-                    payload.len(),
-                    target.position
-                )))
-            }
+            holds_exactly(&file, target, payload).await
         }
         Err(e) => Err(AttemptError::Retry(e)),
+    }
+}
+
+/// After a refusal that an earlier attempt of this batch would explain: the
+/// batch is written if the file ends exactly where the batch ends; any other
+/// length means the file holds something else (a conflict).
+async fn holds_exactly(
+    file: &adls_rest::File,
+    target: &Target,
+    payload: &Bytes,
+) -> Result<(), AttemptError> {
+    let end = target.position + payload.len() as u64;
+    let props = file.properties().await.map_err(AttemptError::Retry)?;
+    if props.content_length == end {
+        Ok(())
+    } else {
+        Err(AttemptError::Conflict(format!(
+            "`{}` holds {} bytes; expected {} after writing {} bytes at {}",
+            target.path,
+            props.content_length,
+            end,
+            payload.len(),
+            target.position
+        )))
     }
 }
 
