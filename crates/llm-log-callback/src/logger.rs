@@ -30,7 +30,6 @@ pub(crate) struct Shared {
     redaction: Redaction,
     max_record_bytes: usize,
     keep_ids: bool,
-    control: mpsc::UnboundedSender<Control>,
     client: Client,
     /// Set when shutdown's deadline passes: uploads stop retrying and spill
     /// or drop. Dropped with the last handle and the batcher, which also
@@ -58,9 +57,16 @@ pub struct Report {
 }
 
 /// The logging handle: cheap to clone, `Send + Sync`, usable from any thread.
+///
+/// Dropping the last clone without [`Logger::shutdown`] stops the background
+/// tasks too: the batcher writes what is queued (within the retry window,
+/// spilling or dropping the rest), then it and the replayer end.
 #[derive(Clone)]
 pub struct Logger {
     shared: Arc<Shared>,
+    /// Held only by the handles: when the last one goes, the batcher's
+    /// channel closes and it winds down (the tasks hold `shared`, not this).
+    control: Arc<mpsc::UnboundedSender<Control>>,
 }
 
 impl std::fmt::Debug for Logger {
@@ -79,10 +85,13 @@ impl Logger {
     /// runtime (multi-thread or current-thread).
     pub async fn start(client: Client, config: Config) -> Result<Logger, LogError> {
         config.validate()?;
+        // Always a random part, so replicas sharing `LLM_LOG_INSTANCE` and a
+        // restarted process never write the same path: one writer per path.
+        let instance = format!("{}-{:08x}", config.instance, fastrand::u32(..));
         let layout = Layout::new(
             config.template(),
             &config.prefix,
-            &config.instance,
+            &instance,
             config.gzip,
             &config.layout,
         )
@@ -132,7 +141,6 @@ impl Logger {
             redaction: config.redaction.clone(),
             max_record_bytes: config.max_batch_bytes,
             keep_ids: config.layout == LayoutMode::PerRecord,
-            control: control_tx,
             client: client.clone(),
             give_up: give_up_tx,
         });
@@ -140,6 +148,7 @@ impl Logger {
             fs,
             settings: UploadSettings {
                 append_chunk: config.append_chunk_bytes,
+                checksums: config.checksums,
                 content_type: if config.gzip {
                     "application/gzip".into()
                 } else {
@@ -170,7 +179,10 @@ impl Logger {
             seq: 0,
         };
         tokio::spawn(batcher.run());
-        Ok(Logger { shared })
+        Ok(Logger {
+            shared,
+            control: Arc::new(control_tx),
+        })
     }
 
     /// Queues a record. Never blocks and never awaits: redaction and
@@ -310,7 +322,7 @@ impl Logger {
     pub async fn flush(&self) -> Report {
         let t0 = Instant::now();
         let (tx, rx) = oneshot::channel();
-        if self.shared.control.send(Control::Flush(tx)).is_ok() {
+        if self.control.send(Control::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
         self.report(t0)
@@ -330,7 +342,7 @@ impl Logger {
             let _ = give_up.send(true);
         });
         let (tx, rx) = oneshot::channel();
-        if self.shared.control.send(Control::Shutdown(tx)).is_ok() {
+        if self.control.send(Control::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
         self.report(t0)
@@ -339,9 +351,7 @@ impl Logger {
     fn report(&self, t0: Instant) -> Report {
         let metrics = self.metrics();
         let m = &metrics;
-        let complete = m.queue_records == 0
-            && m.in_flight == 0
-            && m.accepted == m.written + m.spilled + m.dropped.total();
+        let complete = m.queue_records == 0 && m.in_flight == 0 && m.accepted == m.settled();
         Report {
             complete,
             elapsed_ms: t0.elapsed().as_millis() as u64,
@@ -369,6 +379,9 @@ impl Logger {
             spilled: Counters::get(&c.spilled),
             replayed: Counters::get(&c.replayed),
             quarantined_files: Counters::get(&c.quarantined),
+            dead_lettered: Counters::get(&c.dead_lettered),
+            replay_dead_lettered: Counters::get(&c.replay_dead_lettered),
+            unknown: Counters::get(&c.unknown),
             dropped: c.dropped(),
             files: Counters::get(&c.files),
             batch_retries: Counters::get(&c.batch_retries),
