@@ -167,7 +167,11 @@ async fn cell(server: Server, layout_name: &str, layout: LayoutMode, fault: Faul
             proxy.set_plan(Plan::new().rule(Rule::new(Action::ResetMidRequest)));
         }
         if matches!(fault, Fault::Outage) && i as u64 == 2 * n / 3 {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            // down until batches have outlived the retry window and spilled
+            let t0 = Instant::now();
+            while logger.metrics().spilled == 0 && t0.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             proxy.set_plan(Plan::pass());
         }
         logger
