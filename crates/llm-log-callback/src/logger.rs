@@ -555,14 +555,18 @@ mod tests {
             ..Config::default()
         })
         .await;
-        let mut record = LogRecord::default();
-        record.id = Field::Value("r-1".into());
+        let record = LogRecord {
+            id: Field::Value("r-1".into()),
+            ..LogRecord::default()
+        };
         logger
             .log_failure(record, "litellm.RateLimitError: slow down")
             .expect("accepted");
-        let mut ok = LogRecord::default();
-        ok.id = Field::Value("r-2".into());
-        ok.error_str = Field::Value("kept as given".into());
+        let ok = LogRecord {
+            id: Field::Value("r-2".into()),
+            error_str: Field::Value("kept as given".into()),
+            ..LogRecord::default()
+        };
         logger.log_success(ok).expect("accepted");
         let r = logger.shutdown(Duration::from_secs(5)).await;
         assert_eq!(r.metrics.accepted, 2);
