@@ -549,6 +549,54 @@ async fn delete_then_properties_is_not_found() {
     fs.delete().await.expect("delete container");
 }
 
+/// Two writers staging data at the same positions of one blob: each flush
+/// commits only its own writer's blocks (block ids carry the writer), and a
+/// retried commit proves identity by the stored MD5, not only the length.
+#[tokio::test]
+async fn two_writers_of_one_blob_never_commit_each_others_blocks() {
+    let client = http_client();
+    let fs = new_container(&client, "writers").await;
+    let a = fs
+        .file("shared.ndjson")
+        .expect("valid path")
+        .with_writer(adls_rest::WriterId::random());
+    let b = fs
+        .file("shared.ndjson")
+        .expect("valid path")
+        .with_writer(adls_rest::WriterId::random());
+    a.create(&CreateOptions::default()).await.expect("create");
+    let (da, db) = (random_bytes(1_000, 1), random_bytes(1_000, 2));
+    a.append(0, da.clone(), Checksums::default())
+        .await
+        .expect("a stages");
+    b.append(0, db.clone(), Checksums::default())
+        .await
+        .expect("b stages");
+    let md5 = adls_rest::content_md5(&da);
+    let flush = FlushOptions {
+        content_md5: Some(md5.clone()),
+        ..Default::default()
+    };
+    a.flush(1_000, &flush).await.expect("a commits");
+    assert_eq!(
+        a.read().await.expect("read"),
+        da,
+        "a's flush committed b's block"
+    );
+    let props = a.properties().await.expect("properties");
+    assert_eq!(props.content_md5.as_deref(), Some(md5.as_str()));
+    // b appends after a's data and commits only its own block there
+    b.append(1_000, db.clone(), Checksums::default())
+        .await
+        .expect("b stages at the end");
+    b.flush(2_000, &FlushOptions::default())
+        .await
+        .expect("b commits");
+    let both = [da.as_ref(), db.as_ref()].concat();
+    assert_eq!(a.read().await.expect("read"), both);
+    fs.delete().await.expect("delete container");
+}
+
 #[tokio::test]
 async fn append_with_md5_checksum() {
     let client = http_client();

@@ -12,6 +12,7 @@ mod azurite_https;
 mod cli;
 mod dfs;
 mod identity;
+mod ledger;
 mod logger;
 mod matrix;
 mod pool;

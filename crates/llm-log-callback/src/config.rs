@@ -71,6 +71,11 @@ pub struct Config {
     /// Transactional checksums on every append and staged block (the service
     /// refuses data damaged on the way). Default: `Content-MD5`.
     pub checksums: adls_rest::Checksums,
+    /// Only for measuring what verification costs (`cargo xtask bench`):
+    /// when true, a 2xx from the commit counts as written without comparing
+    /// what the service stored. Never turn this on in production.
+    #[doc(hidden)]
+    pub unverified_for_benchmarks: bool,
     /// Largest single append (the service accepts up to 4000 MiB; smaller
     /// appends retry cheaper).
     pub append_chunk_bytes: usize,
@@ -106,6 +111,7 @@ impl Default for Config {
                 md5: true,
                 crc64: false,
             },
+            unverified_for_benchmarks: false,
             batch_retry_window: Duration::from_secs(60),
             spill: None,
             redaction: Redaction::default(),
@@ -188,6 +194,7 @@ impl Config {
     /// |---|---|---|
     /// | `AZURE_STORAGE_FILE_SYSTEM` | filesystem | `llm-logs` |
     /// | `LLM_LOG_PREFIX` | path prefix | empty |
+    /// | `LLM_LOG_CREATE_FILESYSTEM` | create the filesystem at start | true |
     /// | `LLM_LOG_LAYOUT` | `batch`, `rolling`, `per-record` | `batch` |
     /// | `LLM_LOG_ROLLING_WINDOW_SECS` | rolling window | 3600 |
     /// | `LLM_LOG_PATH_TEMPLATE` | path template | per layout |
@@ -284,6 +291,9 @@ impl Config {
                     ))
                 }
             };
+        }
+        if let Some(v) = get("LLM_LOG_CREATE_FILESYSTEM") {
+            c.create_filesystem = flag("LLM_LOG_CREATE_FILESYSTEM", &v)?;
         }
         if let Some(v) = get("LLM_LOG_CHECKSUM") {
             let (md5, crc64) = match v.to_ascii_lowercase().as_str() {

@@ -149,6 +149,7 @@ impl Logger {
             settings: UploadSettings {
                 append_chunk: config.append_chunk_bytes,
                 checksums: config.checksums,
+                unverified: config.unverified_for_benchmarks,
                 content_type: if config.gzip {
                     "application/gzip".into()
                 } else {

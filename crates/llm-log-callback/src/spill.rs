@@ -331,6 +331,48 @@ mod tests {
     }
 
     #[test]
+    fn temporary_files_are_never_listed() {
+        let d = tmpdir("tmp");
+        let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
+        let done = s.write(&target(), 1, 4, b"done").expect("write");
+        // a half-written file of a writer in progress, in this version's form
+        // and in the form of earlier versions (which ended in `.spill`)
+        fs::write(
+            d.join(".0000000000000002-inst-00000001.spill.tmp"),
+            b"LLMLOG",
+        )
+        .expect("tmp");
+        fs::write(
+            d.join(".tmp-0000000000000003-inst-00000002.spill"),
+            b"LLMLOG",
+        )
+        .expect("old tmp");
+        assert_eq!(s.list().expect("list"), vec![done]);
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
+    fn dead_letters_keep_their_reason_and_count_against_the_cap() {
+        let d = tmpdir("dead");
+        let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
+        let spilled = s.write(&target(), 1, 4, b"data").expect("write");
+        let (h, p) = s.read(&spilled).expect("read");
+        let used = s.used_bytes();
+        let dead = s
+            .move_to_dead_letter(&spilled, &h, &p, "400 InvalidResourceName")
+            .expect("move");
+        assert!(dead.starts_with(d.join("dead-letter")));
+        assert!(s.list().expect("list").is_empty());
+        let (h2, p2) = s.read(&dead).expect("read dead letter");
+        assert_eq!(h2.reason.as_deref(), Some("400 InvalidResourceName"));
+        assert_eq!((h2.target, p2), (h.target, p));
+        assert!(s.used_bytes() > used / 2, "a dead letter still takes room");
+        let reopened = SpillDir::open(&d, 1 << 20, "inst").expect("reopen");
+        assert_eq!(reopened.used_bytes(), s.used_bytes());
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
     fn cap_is_enforced() {
         let d = tmpdir("cap");
         let s = SpillDir::open(&d, 600, "inst").expect("open");
