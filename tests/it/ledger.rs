@@ -412,6 +412,9 @@ async fn killed_with_sigkill_in_spill_mode_and_restarted() {
         .env("LLM_LOG_BATCH_MAX_RECORDS", "50")
         .env("LLM_LOG_BATCH_MAX_AGE_MS", "20")
         .env("LLM_LOG_RETRY_WINDOW_SECS", "0")
+        // spill mode: what the small queue cannot hold goes straight to disk
+        .env("LLM_LOG_OVERFLOW", "spill")
+        .env("LLM_LOG_QUEUE_MAX_RECORDS", "100")
         .env("LLM_LOG_SPILL_DIR", &dir)
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::piped())
