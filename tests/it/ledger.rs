@@ -16,6 +16,14 @@ use adls_tests::{
 };
 use llm_log_callback::{Config, LayoutMode, Logger, SpillConfig};
 
+/// A fault proxy in front of the emulator-style account `endpoint`, and a
+/// client that goes through it.
+pub(crate) async fn proxied(endpoint: &str, dialect: Dialect) -> (FaultProxy, Client) {
+    let proxy = FaultProxy::start(endpoint.trim_end_matches("/devstoreaccount1")).await;
+    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), dialect);
+    (proxy, client)
+}
+
 fn spill_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("llm-log-ledger-{name}-{}", uuid::Uuid::new_v4()))
 }
@@ -241,8 +249,7 @@ async fn a_poisoned_spill_file_is_dead_lettered_and_the_others_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_abandoned_mid_commit_is_unknown_or_reconciled_by_the_replay() {
     let azurite = required_env(ENV_AZURITE_HTTP);
-    let proxy = FaultProxy::start(azurite.trim_end_matches("/devstoreaccount1")).await;
-    let slow = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), Dialect::Blob);
+    let (proxy, slow) = proxied(&azurite, Dialect::Blob).await;
     let direct = emulator_client(&azurite, Dialect::Blob);
     for with_spill in [false, true] {
         let fs_name = unique_name("midcommit");
@@ -308,8 +315,7 @@ async fn a_write_abandoned_mid_commit_is_unknown_or_reconciled_by_the_replay() {
 async fn rolling_close_keeps_the_shutdown_deadline() {
     let server = DfsServer::start().await;
     let base = server.endpoint();
-    let proxy = FaultProxy::start(base.trim_end_matches("/devstoreaccount1")).await;
-    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), Dialect::Dfs);
+    let (proxy, client) = proxied(&base, Dialect::Dfs).await;
     let fs_name = unique_name("close");
     let logger = Logger::start(
         client,
@@ -347,8 +353,7 @@ async fn rolling_close_keeps_the_shutdown_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spills_racing_the_replay_lose_and_duplicate_nothing() {
     let azurite = required_env(ENV_AZURITE_HTTP);
-    let proxy = FaultProxy::start(azurite.trim_end_matches("/devstoreaccount1")).await;
-    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), Dialect::Blob);
+    let (proxy, client) = proxied(&azurite, Dialect::Blob).await;
     let fs_name = unique_name("race");
     let dir = spill_dir("race");
     let logger = Logger::start(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use adls_rest::Dialect;
 use adls_tests::dfs_server::DfsServer;
-use adls_tests::fault_proxy::{Action, FaultProxy, Plan, Rule};
+use adls_tests::fault_proxy::{Action, Plan, Rule};
 use adls_tests::{
     assert_exactly_once, emulator_client, read_all_records, required_env, sample_record,
     unique_name, ENV_AZURITE_HTTP,
@@ -126,12 +126,7 @@ async fn upstream(server: Server) -> Upstream {
 /// One cell: `n` records through `layout` with `fault`, read back.
 async fn cell(server: Server, layout_name: &str, layout: LayoutMode, fault: Fault) -> Counts {
     let up = upstream(server).await;
-    let base = up
-        .endpoint
-        .trim_end_matches("/devstoreaccount1")
-        .to_string();
-    let proxy = FaultProxy::start(&base).await;
-    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), up.dialect);
+    let (proxy, client) = crate::ledger::proxied(&up.endpoint, up.dialect).await;
     let fs_name = unique_name("matrix");
     let spill = std::env::temp_dir().join(format!("llm-log-matrix-{}", uuid::Uuid::new_v4()));
     let per_record = layout == LayoutMode::PerRecord;
