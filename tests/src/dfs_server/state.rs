@@ -39,6 +39,9 @@ pub(super) struct Node {
     pub(super) created: OffsetDateTime,
     pub(super) properties: Vec<(String, String)>,
     pub(super) content: ContentHeaders,
+    /// `x-ms-content-md5` of the last flush or set properties (base64), returned
+    /// as `Content-MD5` by get properties and whole-file reads; never verified.
+    pub(super) content_md5: Option<String>,
 }
 
 pub(super) enum Kind {
@@ -59,6 +62,7 @@ impl Node {
             created: now,
             properties: Vec::new(),
             content: ContentHeaders::default(),
+            content_md5: None,
         }
     }
 
