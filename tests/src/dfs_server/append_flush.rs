@@ -18,7 +18,7 @@ use super::error::{
 use super::path::{check_no_lease, stored_content_md5};
 use super::state::{next_etag, quoted, ContentHeaders, Kind, State};
 use super::wire::{empty, http_date, Ctx, Query, Resp};
-use super::RecordedRequest;
+use super::{Reappend, RecordedRequest};
 
 impl State {
     pub(super) fn append(
@@ -47,6 +47,7 @@ impl State {
         let State {
             filesystems,
             etag_seq,
+            reappend,
             ..
         } = self;
         let f = filesystems.get_mut(fs).ok_or_else(fs_not_found)?;
@@ -56,6 +57,13 @@ impl State {
             return Err(ApiError::new(409, "ResourceTypeMismatch"));
         };
         let mut chunks = uncommitted.clone();
+        let (position, end) = match reappend {
+            Reappend::Replace => (position, end),
+            Reappend::Accumulate => {
+                let at = staged_end(data.len() as u64, &chunks);
+                (at, at + req.body.len() as u64)
+            }
+        };
         if !req.body.is_empty() {
             chunks.insert(position, req.body.clone());
         }
@@ -106,6 +114,7 @@ impl State {
         let State {
             filesystems,
             etag_seq,
+            reappend,
             ..
         } = self;
         let f = filesystems.get_mut(fs).ok_or_else(fs_not_found)?;
@@ -115,11 +124,15 @@ impl State {
         let Kind::File { data, uncommitted } = &mut node.kind else {
             return Err(ApiError::new(409, "ResourceTypeMismatch"));
         };
-        let plan = plan_flush(data.len() as u64, uncommitted, position).ok_or_else(|| {
-            ApiError::new(400, "InvalidFlushPosition")
-                .detail("CommittedLength", data.len())
-                .detail("Position", position)
-        })?;
+        let staged = staged_end(data.len() as u64, uncommitted);
+        let exact = *reappend == Reappend::Accumulate && position != staged;
+        let plan = plan_flush(data.len() as u64, uncommitted, position)
+            .filter(|_| !exact)
+            .ok_or_else(|| {
+                ApiError::new(400, "InvalidFlushPosition")
+                    .detail("CommittedLength", data.len())
+                    .detail("Position", position)
+            })?;
         data.extend_from_slice(&plan.appended);
         *uncommitted = if retain {
             retained(uncommitted, position, plan.straddler)
@@ -159,6 +172,15 @@ fn check_md5(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
             .detail("ServerCalculatedMd5", B64.encode(actual)));
     }
     Ok(())
+}
+
+/// Where the staged data ends: the committed length, or the end of the last
+/// chunk if that is further.
+fn staged_end(committed: u64, chunks: &BTreeMap<u64, Bytes>) -> u64 {
+    chunks
+        .iter()
+        .map(|(p, c)| p + c.len() as u64)
+        .fold(committed, u64::max)
 }
 
 /// Checks `x-ms-content-crc64` against the body, if present: the base64 of the

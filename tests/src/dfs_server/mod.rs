@@ -86,7 +86,8 @@
 //! the previously uploaded data must be contiguous, the position parameter must
 //! be [...] equal to the length of the file after all data has been written, and
 //! there must not be a request entity body". From that:
-//! - **Append** stores its body as an uncommitted chunk keyed by `position`; it is
+//! - **Append** (with the default [`Reappend::Replace`]) stores its body as an
+//!   uncommitted chunk keyed by `position`; it is
 //!   invisible to reads, properties and listings. Appends at any position are
 //!   accepted (the spec allows parallel, out-of-order uploads); contiguity is
 //!   checked at flush. An append at a position that already holds a chunk
@@ -196,6 +197,8 @@ pub struct Options {
     /// Largest page a list call returns, whatever `maxResults` asks (capped at
     /// [`MAX_RESULTS`]); set it small to exercise continuation tokens.
     pub page_size: usize,
+    /// What an append at a position that already holds staged data does.
+    pub reappend: Reappend,
 }
 
 impl Default for Options {
@@ -203,8 +206,28 @@ impl Default for Options {
         Options {
             account: DEFAULT_ACCOUNT.to_owned(),
             page_size: MAX_RESULTS,
+            reappend: Reappend::Replace,
         }
     }
+}
+
+/// How appends are staged. The reference says only that `position` is "the
+/// position where the data is to be appended" and that a flush needs the
+/// uploaded data contiguous and `position` equal to the file's length "after
+/// all data has been written"; it does not say what a second append at the
+/// same position does, so a client must not assume either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reappend {
+    /// The chunk staged at a position is replaced by a later append at the same
+    /// position: re-sending an append whose answer was lost is harmless.
+    #[default]
+    Replace,
+    /// Every append is staged after the data staged before it, whatever its
+    /// `position` (the position is the client's claim, not checked), and a
+    /// flush must be at exactly the committed length plus everything staged
+    /// (else 400 `InvalidFlushPosition`): re-sending an append stages its bytes
+    /// twice. A server the reference allows, where a blind retry duplicates.
+    Accumulate,
 }
 
 /// Selects which requests a [`Fault`] applies to; the default matches every request.
@@ -382,6 +405,7 @@ impl DfsServer {
             state: Mutex::new(State {
                 account: options.account.clone(),
                 page_size: options.page_size.clamp(1, MAX_RESULTS),
+                reappend: options.reappend,
                 filesystems: BTreeMap::new(),
                 etag_seq: 0x000B_2D05_E000_0000,
             }),

@@ -20,6 +20,7 @@ pub(super) const FILE_PERMISSIONS: &str = "rw-r-----";
 pub(super) struct State {
     pub(super) account: String,
     pub(super) page_size: usize,
+    pub(super) reappend: super::Reappend,
     pub(super) filesystems: BTreeMap<String, Filesystem>,
     pub(super) etag_seq: u64,
 }

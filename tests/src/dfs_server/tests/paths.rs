@@ -414,3 +414,31 @@ async fn flush_content_md5_is_stored_returned_and_cleared() {
     let head = send(&client, Method::HEAD, &url, &[], b"").await;
     assert_eq!(head.header("content-md5"), Some(claimed.as_str()));
 }
+
+#[tokio::test]
+async fn accumulating_server_stages_a_reappend_twice() {
+    let (server, client, fs) = with_filesystem(Options {
+        reappend: Reappend::Accumulate,
+        ..Options::default()
+    })
+    .await;
+    let url = format!("{fs}/f.txt");
+    create_file(&client, &url).await;
+    assert_eq!(
+        append(&client, &url, 0, b"once\n").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        append(&client, &url, 0, b"once\n").await.status,
+        StatusCode::ACCEPTED
+    );
+    // Everything staged must be flushed at once: not the single length ...
+    let r = flush(&client, &url, 5).await;
+    assert_eq!(r.error_code(), Some("InvalidFlushPosition"));
+    // ... but the doubled one, which commits the duplicate.
+    assert_eq!(flush(&client, &url, 10).await.status, StatusCode::OK);
+    assert_eq!(
+        server.file_contents("fs1", "f.txt").as_deref(),
+        Some(&b"once\nonce\n"[..])
+    );
+}
