@@ -462,6 +462,7 @@ async fn properties_track_flushes_and_keep_metadata() {
         mode: CreateMode::CreateNew,
         content_type: Some("application/x-ndjson".into()),
         metadata: metadata.clone(),
+        ..Default::default()
     })
     .await
     .expect("create with metadata");
@@ -507,6 +508,7 @@ async fn properties_track_flushes_and_keep_metadata() {
         &FlushOptions {
             close: true,
             content_type: Some("text/plain".into()),
+            ..Default::default()
         },
     )
     .await

@@ -50,6 +50,7 @@ async fn dfs_contract(client: Client, server: Server) {
         mode: CreateMode::CreateNew,
         content_type: Some("application/x-ndjson".into()),
         metadata,
+        ..Default::default()
     };
     file.create(&opts).await.expect("create");
     let again = file.create(&opts).await;

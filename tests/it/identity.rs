@@ -956,6 +956,46 @@ async fn default_chain_error_says_why_each_source_was_skipped() {
 // caching and refresh through the crate's TokenCache and transport
 // ---------------------------------------------------------------------------
 
+#[tokio::test]
+async fn a_token_claiming_to_live_for_ages_is_capped_not_a_panic() {
+    // `expires_in` 1e18 s (and its IMDS / App Service forms with `expires_on`
+    // that far ahead) once overflowed the time arithmetic and killed the task
+    // asking. Now the lifetime is believed up to a day: the cache asks again then.
+    let server = TokenServer::start(Config::default()).await;
+    let c = server.config();
+    for secs in [9_999_999_999_999, 1_000_000_000_000_000_000] {
+        server.set_lifetime(Duration::from_secs(secs));
+        let sources: [(&str, Arc<dyn TokenCredential>); 3] = [
+            ("client secret", Arc::new(secret_credential(&server))),
+            ("IMDS", Arc::new(imds_credential(&server, None))),
+            (
+                "App Service",
+                Arc::new(app_service_credential(&server, &c.identity_header, None)),
+            ),
+        ];
+        for (what, source) in sources {
+            let before = OffsetDateTime::now_utc();
+            let cache = TokenCache::new(source);
+            let t = cache
+                .token()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let lifetime = t.expires_on - before;
+            assert!(
+                lifetime > time::Duration::hours(24) - time::Duration::minutes(1)
+                    && lifetime <= time::Duration::hours(24) + time::Duration::seconds(1),
+                "{what}, {secs} s: believed for {lifetime}"
+            );
+            cache.token().await.expect("cached");
+            assert_eq!(
+                cache.refresh_count(),
+                1,
+                "{what}: the capped token is cached"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_waiters_on_an_expiring_token_cause_one_request() {
     let server = TokenServer::start(Config::default()).await;

@@ -13,6 +13,7 @@ mod cli;
 mod dfs;
 mod identity;
 mod logger;
+mod matrix;
 mod pool;
 mod retry;
 mod secrets;

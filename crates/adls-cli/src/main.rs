@@ -286,7 +286,7 @@ async fn upload_stdin(file: &File, start: u64) -> Result<(), Failure> {
         position,
         &FlushOptions {
             close: true,
-            content_type: None,
+            ..Default::default()
         },
     )
     .await?;

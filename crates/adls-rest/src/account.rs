@@ -133,6 +133,18 @@ impl Account {
     }
 }
 
+/// Whether `url` names this machine: `127.0.0.0/8`, `::1` or `localhost`.
+/// Plain http is acceptable for secrets sent there (emulators, test servers):
+/// the token endpoint's client secret, a storage request's bearer token or SAS.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Account names are 3–24 lowercase letters and digits.
 fn validate_account_name(name: &str) -> Result<(), Error> {
     let ok = (3..=24).contains(&name.len())
@@ -194,6 +206,30 @@ mod tests {
         assert_eq!(a.name(), "devstoreaccount1");
         assert_eq!(a.blob_endpoint().path(), "/devstoreaccount1");
         assert_eq!(a.default_dialect(), Dialect::Blob);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for u in [
+            "http://127.0.0.1:10000/a",
+            "http://127.255.0.9/a",
+            "http://[::1]:8080/a",
+            "http://localhost/a",
+            "http://LOCALHOST:1/a",
+        ] {
+            assert!(is_loopback(&Url::parse(u).expect("url")), "{u}");
+        }
+        for u in [
+            "http://128.0.0.1/a",
+            "http://10.0.0.1/a",
+            "http://[::2]/a",
+            "http://[::ffff:127.0.0.1]/a",
+            "http://localhost.example.com/a",
+            "http://127.0.0.1.nip.io/a",
+            "http://myacct.blob.core.windows.net/",
+        ] {
+            assert!(!is_loopback(&Url::parse(u).expect("url")), "{u}");
+        }
     }
 
     #[test]

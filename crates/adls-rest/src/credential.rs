@@ -193,11 +193,16 @@ impl TokenCache {
         self.refreshes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The cached token if it is valid for `margin` more. Compared as
+    /// `expires_on > now + margin`: a provider may report any instant (the
+    /// calendar's first or last day), and subtracting from it could overflow.
     fn cached(&self, now: OffsetDateTime, margin: Duration) -> Option<AccessToken> {
+        let margin = time::Duration::try_from(margin).unwrap_or(time::Duration::MAX);
+        let valid_until = now.saturating_add(margin);
         let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
         guard
             .as_ref()
-            .filter(|t| t.expires_on - margin > now)
+            .filter(|t| t.expires_on > valid_until)
             .cloned()
     }
 
@@ -337,6 +342,39 @@ mod tests {
         });
         let t = cache2.token().await.expect("old token still valid");
         assert_eq!(t.token.expose_secret(), "still-valid");
+    }
+
+    #[tokio::test]
+    async fn expiries_at_the_calendar_edges_do_not_panic() {
+        use time::PrimitiveDateTime;
+        // the calendar's first instant: expired, so every call asks again
+        let first = Arc::new(StaticTokenCredential::new(
+            "old",
+            PrimitiveDateTime::MIN.assume_utc(),
+        ));
+        let cache = TokenCache::new(first);
+        for _ in 0..3 {
+            let _ = cache.token().await;
+        }
+        assert_eq!(cache.refresh_count(), 3);
+        let t = cache.token().await.expect("the provider's answer");
+        assert!(cache.force_refresh(&t).await.is_ok());
+        // the last: kept
+        let last = Arc::new(StaticTokenCredential::new(
+            "forever",
+            PrimitiveDateTime::MAX.assume_utc(),
+        ));
+        let cache = TokenCache::new(last);
+        for _ in 0..3 {
+            cache.token().await.expect("token");
+        }
+        assert_eq!(cache.refresh_count(), 1);
+        // and with a margin no clock can add
+        assert!(cache
+            .cached(OffsetDateTime::now_utc(), Duration::MAX)
+            .is_none());
+        let t = cache.token().await.expect("token");
+        assert!(cache.force_refresh(&t).await.is_ok());
     }
 
     #[test]

@@ -63,6 +63,7 @@ struct Inner {
     request_id: Option<String>,
     service_message: Option<String>,
     retry_after: Option<Duration>,
+    maybe_applied: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -77,6 +78,7 @@ impl Error {
             request_id: None,
             service_message: None,
             retry_after: None,
+            maybe_applied: false,
             source: None,
         }))
     }
@@ -159,6 +161,19 @@ impl Error {
     /// True for 404 answers.
     pub fn is_not_found(&self) -> bool {
         self.0.status == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// True when an attempt of the failed request may nonetheless have been
+    /// applied by the service (a timeout, a connection lost after sending, a
+    /// 500/502/504, on this or an earlier attempt): its outcome is unknown.
+    /// False when no attempt can have been applied (e.g. connection refused).
+    pub fn may_have_been_applied(&self) -> bool {
+        self.0.maybe_applied
+    }
+
+    pub(crate) fn set_maybe_applied(mut self, maybe: bool) -> Self {
+        self.0.maybe_applied = maybe;
+        self
     }
 
     /// True for 409 answers saying the path/blob/container already exists.

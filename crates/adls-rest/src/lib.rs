@@ -49,6 +49,6 @@ pub use identity::{
     AzureCliCredential, ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential,
     WorkloadIdentityCredential,
 };
-pub use ops::{ByteRange, Checksums, Metadata, PathItem, PathProperties};
+pub use ops::{content_md5, ByteRange, Checksums, Metadata, PathItem, PathProperties, WriterId};
 pub use retry::RetryPolicy;
 pub use transport::{TransportOptions, TransportStats, API_VERSION};

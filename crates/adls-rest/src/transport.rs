@@ -271,8 +271,9 @@ impl Transport {
                 if err.is_retryable() {
                     tracing::warn!(attempt, error = %err, "giving up after retries");
                 }
+                let maybe = earlier_ambiguous || is_ambiguous(&err);
                 return Outcome {
-                    result: Err(err),
+                    result: Err(err.set_maybe_applied(maybe)),
                     earlier_ambiguous,
                     started,
                 };

@@ -18,6 +18,7 @@ use crate::logger::Shared;
 use crate::metrics::{Counters, DropReason};
 use crate::queue::Entry;
 use crate::uploader::{wait_true, Batch, Create, Delivered, Target, Uploader};
+use md5::Digest as _;
 
 /// Requests from the handles to the batcher.
 #[derive(Debug)]
@@ -169,15 +170,13 @@ impl Batcher {
     fn next_target(&mut self, entries: &[Entry]) -> Target {
         self.seq += 1;
         let now = OffsetDateTime::now_utc();
-        match self.config.layout {
-            LayoutMode::PerRecord => Target {
-                path: self.layout.path(now, self.seq, entries[0].id.as_deref()),
-                position: 0,
-                create: Some(Create::Overwrite),
-                close: true,
-            },
-            _ => Target::new_file(self.layout.path(now, self.seq, None)),
-        }
+        // per record: create-new like every layout; a second record with
+        // the same id moves to `{id}-conflict1.json` instead of replacing it
+        let id = match self.config.layout {
+            LayoutMode::PerRecord => entries[0].id.as_deref(),
+            _ => None,
+        };
+        Target::new_file(self.layout.path(now, self.seq, id))
     }
 
     async fn dispatch(
@@ -312,6 +311,11 @@ struct OpenFile {
     path: String,
     position: u64,
     window: OffsetDateTime,
+    /// The writer that creates the file and appends every batch to it.
+    writer: String,
+    /// MD5 state over everything committed so far: each flush sets the
+    /// whole file's MD5, which the verification then compares.
+    md5: md5::Md5,
 }
 
 impl RollingWriter {
@@ -335,17 +339,24 @@ impl RollingWriter {
         }
         let file = self.current.get_or_insert_with(|| {
             self.file_seq += 1;
+            let fresh = Target::new_file(self.layout.path(now, self.file_seq, None));
             OpenFile {
-                path: self.layout.path(now, self.file_seq, None),
+                path: fresh.path,
                 position: 0,
                 window,
+                writer: fresh.writer,
+                md5: md5::Md5::new(),
             }
         });
+        let mut md5_after = file.md5.clone();
+        md5_after.update(&batch.payload);
         let target = Target {
             path: file.path.clone(),
             position: file.position,
             create: (file.position == 0).then_some(Create::New),
             close: false,
+            writer: file.writer.clone(),
+            content_md5: Some(b64_md5(md5_after.clone())),
         };
         batch.target = target.clone();
         let len = batch.payload.len() as u64;
@@ -360,6 +371,7 @@ impl RollingWriter {
             Delivered::Written(t) if t == target => {
                 if let Some(f) = self.current.as_mut() {
                     f.position += len;
+                    f.md5 = md5_after;
                 }
                 tracing::trace!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -374,23 +386,35 @@ impl RollingWriter {
         }
     }
 
+    /// Closes the current file (its data is already committed and verified;
+    /// the close only raises the service's `FileClosed` event). Gives up at
+    /// shutdown's deadline like every other write.
     async fn close_current(&mut self) {
         let Some(f) = self.current.take() else { return };
         if f.position == 0 {
             return;
         }
-        let result = async {
-            let file = self.uploader.fs.file(&f.path)?;
+        let close = async {
+            let writer = adls_rest::WriterId::from_hex(&f.writer)?;
+            let file = self.uploader.fs.file(&f.path)?.with_writer(writer);
             file.flush(
                 f.position,
                 &adls_rest::FlushOptions {
                     close: true,
                     content_type: Some(self.uploader.settings.content_type.clone()),
+                    content_md5: Some(b64_md5(f.md5.clone())),
                 },
             )
             .await
-        }
-        .await;
+        };
+        let mut give_up = self.uploader.give_up.clone();
+        let result = tokio::select! {
+            r = close => r,
+            _ = wait_true(&mut give_up) => {
+                tracing::info!(path = %f.path, "shutdown's deadline passed before the rolling file was closed (its data is committed)");
+                return;
+            }
+        };
         match result {
             Ok(_) => Counters::add(&self.uploader.counters.files, 1),
             Err(e) => {
@@ -398,6 +422,12 @@ impl RollingWriter {
             }
         }
     }
+}
+
+/// The base64 MD5 a hasher has so far.
+fn b64_md5(h: md5::Md5) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
 /// Runs until `stop` becomes true: replays spill files oldest first whenever

@@ -68,6 +68,9 @@ pub struct Config {
     pub gzip: bool,
     /// Uploads in flight at once.
     pub max_concurrent_uploads: usize,
+    /// Transactional checksums on every append and staged block (the service
+    /// refuses data damaged on the way). Default: `Content-MD5`.
+    pub checksums: adls_rest::Checksums,
     /// Largest single append (the service accepts up to 4000 MiB; smaller
     /// appends retry cheaper).
     pub append_chunk_bytes: usize,
@@ -99,6 +102,10 @@ impl Default for Config {
             gzip: false,
             max_concurrent_uploads: 4,
             append_chunk_bytes: 8 << 20,
+            checksums: adls_rest::Checksums {
+                md5: true,
+                crc64: false,
+            },
             batch_retry_window: Duration::from_secs(60),
             spill: None,
             redaction: Redaction::default(),
@@ -184,7 +191,8 @@ impl Config {
     /// | `LLM_LOG_LAYOUT` | `batch`, `rolling`, `per-record` | `batch` |
     /// | `LLM_LOG_ROLLING_WINDOW_SECS` | rolling window | 3600 |
     /// | `LLM_LOG_PATH_TEMPLATE` | path template | per layout |
-    /// | `LLM_LOG_INSTANCE` | instance name | host-pid-random |
+    /// | `LLM_LOG_INSTANCE` | instance name (a random part is always added) | host-pid |
+    /// | `LLM_LOG_CHECKSUM` | transactional checksum: `md5`, `crc64`, `none` | md5 |
     /// | `LLM_LOG_BATCH_MAX_RECORDS` | records per batch | 10000 |
     /// | `LLM_LOG_BATCH_MAX_BYTES` | bytes per batch | 8388608 |
     /// | `LLM_LOG_BATCH_MAX_AGE_MS` | batch age | 5000 |
@@ -276,6 +284,20 @@ impl Config {
                     ))
                 }
             };
+        }
+        if let Some(v) = get("LLM_LOG_CHECKSUM") {
+            let (md5, crc64) = match v.to_ascii_lowercase().as_str() {
+                "md5" => (true, false),
+                "crc64" => (false, true),
+                "none" => (false, false),
+                _ => {
+                    return Err(LogError::config(
+                        "LLM_LOG_CHECKSUM",
+                        format!("`{v}` is not one of md5, crc64, none"),
+                    ))
+                }
+            };
+            c.checksums = adls_rest::Checksums { md5, crc64 };
         }
         if let Some(v) = get("LLM_LOG_GZIP") {
             c.gzip = flag("LLM_LOG_GZIP", &v)?;

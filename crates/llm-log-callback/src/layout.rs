@@ -30,7 +30,7 @@ pub const BATCH_TEMPLATE: &str =
     "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{instance}-{timestamp}-{seq}.{ext}";
 /// Default template of [`LayoutMode::Rolling`].
 pub const ROLLING_TEMPLATE: &str =
-    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{instance}-{timestamp}.{ext}";
+    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{instance}-{timestamp}-{seq}.{ext}";
 /// Template of [`LayoutMode::PerRecord`].
 pub const RECORD_TEMPLATE: &str = "{prefix}/{YYYY}-{MM}-{DD}/{id}.json";
 
@@ -58,8 +58,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Checks `template` (known placeholders only; `{seq}` or `{timestamp}` and
-    /// `{instance}` for per-batch files so replicas never collide).
+    /// Checks `template` (known placeholders only; `{instance}` and `{seq}`
+    /// for per-batch files, and `{timestamp}` too for rolling files, so two
+    /// writers never share a path; `{id}` per record).
     pub fn new(
         template: &str,
         prefix: &str,
@@ -85,7 +86,9 @@ impl Layout {
         }
         let needs: &[&str] = match mode {
             LayoutMode::PerBatch => &["instance", "seq"],
-            LayoutMode::Rolling { .. } => &["instance", "timestamp"],
+            // a new file can start within the second the last one did (after
+            // a spill or a conflict): the sequence tells them apart
+            LayoutMode::Rolling { .. } => &["instance", "timestamp", "seq"],
             LayoutMode::PerRecord => &["id"],
         };
         for n in needs {
@@ -178,8 +181,9 @@ pub fn sanitize_segment(s: &str) -> String {
     out
 }
 
-/// A default instance name: `$HOSTNAME` (pod name on Kubernetes), the process
-/// id and random hex, so replicas and restarts never share a name.
+/// A default instance name: `$HOSTNAME` (pod name on Kubernetes) and the
+/// process id. The logger adds a random part to every instance name, so
+/// replicas and restarts never share one.
 pub fn default_instance() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -190,7 +194,7 @@ pub fn default_instance() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(40)
         .collect();
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]
@@ -232,6 +236,27 @@ mod tests {
             l.path(datetime!(2024-01-02 00:00:00 UTC), 0, Some("..")),
             "logs/2024-01-02/_...json"
         );
+    }
+
+    #[test]
+    fn rolling_files_carry_a_sequence() {
+        let l = Layout::new(
+            ROLLING_TEMPLATE,
+            "p",
+            "gw",
+            false,
+            &LayoutMode::Rolling {
+                window: std::time::Duration::from_secs(3600),
+            },
+        )
+        .expect("layout");
+        let at = datetime!(2024-03-07 09:05:03 UTC);
+        assert_ne!(l.path(at, 1, None), l.path(at, 2, None));
+        let no_seq = "{prefix}/{instance}-{timestamp}.{ext}";
+        let rolling = LayoutMode::Rolling {
+            window: std::time::Duration::from_secs(60),
+        };
+        assert!(Layout::new(no_seq, "", "i", false, &rolling).is_err_and(|e| e.contains("{seq}")));
     }
 
     #[test]

@@ -30,7 +30,6 @@ pub(crate) struct Shared {
     redaction: Redaction,
     max_record_bytes: usize,
     keep_ids: bool,
-    control: mpsc::UnboundedSender<Control>,
     client: Client,
     /// Set when shutdown's deadline passes: uploads stop retrying and spill
     /// or drop. Dropped with the last handle and the batcher, which also
@@ -58,9 +57,16 @@ pub struct Report {
 }
 
 /// The logging handle: cheap to clone, `Send + Sync`, usable from any thread.
+///
+/// Dropping the last clone without [`Logger::shutdown`] stops the background
+/// tasks too: the batcher writes what is queued (within the retry window,
+/// spilling or dropping the rest), then it and the replayer end.
 #[derive(Clone)]
 pub struct Logger {
     shared: Arc<Shared>,
+    /// Held only by the handles: when the last one goes, the batcher's
+    /// channel closes and it winds down (the tasks hold `shared`, not this).
+    control: Arc<mpsc::UnboundedSender<Control>>,
 }
 
 impl std::fmt::Debug for Logger {
@@ -79,10 +85,13 @@ impl Logger {
     /// runtime (multi-thread or current-thread).
     pub async fn start(client: Client, config: Config) -> Result<Logger, LogError> {
         config.validate()?;
+        // Always a random part, so replicas sharing `LLM_LOG_INSTANCE` and a
+        // restarted process never write the same path: one writer per path.
+        let instance = format!("{}-{:08x}", config.instance, fastrand::u32(..));
         let layout = Layout::new(
             config.template(),
             &config.prefix,
-            &config.instance,
+            &instance,
             config.gzip,
             &config.layout,
         )
@@ -132,7 +141,6 @@ impl Logger {
             redaction: config.redaction.clone(),
             max_record_bytes: config.max_batch_bytes,
             keep_ids: config.layout == LayoutMode::PerRecord,
-            control: control_tx,
             client: client.clone(),
             give_up: give_up_tx,
         });
@@ -140,6 +148,7 @@ impl Logger {
             fs,
             settings: UploadSettings {
                 append_chunk: config.append_chunk_bytes,
+                checksums: config.checksums,
                 content_type: if config.gzip {
                     "application/gzip".into()
                 } else {
@@ -170,7 +179,10 @@ impl Logger {
             seq: 0,
         };
         tokio::spawn(batcher.run());
-        Ok(Logger { shared })
+        Ok(Logger {
+            shared,
+            control: Arc::new(control_tx),
+        })
     }
 
     /// Queues a record. Never blocks and never awaits: redaction and
@@ -310,7 +322,7 @@ impl Logger {
     pub async fn flush(&self) -> Report {
         let t0 = Instant::now();
         let (tx, rx) = oneshot::channel();
-        if self.shared.control.send(Control::Flush(tx)).is_ok() {
+        if self.control.send(Control::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
         self.report(t0)
@@ -330,7 +342,7 @@ impl Logger {
             let _ = give_up.send(true);
         });
         let (tx, rx) = oneshot::channel();
-        if self.shared.control.send(Control::Shutdown(tx)).is_ok() {
+        if self.control.send(Control::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
         self.report(t0)
@@ -339,9 +351,7 @@ impl Logger {
     fn report(&self, t0: Instant) -> Report {
         let metrics = self.metrics();
         let m = &metrics;
-        let complete = m.queue_records == 0
-            && m.in_flight == 0
-            && m.accepted == m.written + m.spilled + m.dropped.total();
+        let complete = m.queue_records == 0 && m.in_flight == 0 && m.accepted == m.settled();
         Report {
             complete,
             elapsed_ms: t0.elapsed().as_millis() as u64,
@@ -369,6 +379,9 @@ impl Logger {
             spilled: Counters::get(&c.spilled),
             replayed: Counters::get(&c.replayed),
             quarantined_files: Counters::get(&c.quarantined),
+            dead_lettered: Counters::get(&c.dead_lettered),
+            replay_dead_lettered: Counters::get(&c.replay_dead_lettered),
+            unknown: Counters::get(&c.unknown),
             dropped: c.dropped(),
             files: Counters::get(&c.files),
             batch_retries: Counters::get(&c.batch_retries),
@@ -509,13 +522,157 @@ mod tests {
         held.abort();
     }
 
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("llm-log-{name}-{}", uuid::Uuid::new_v4()))
+    }
+
+    /// The records of every spill file in `dir`, parsed.
+    fn spilled_records(dir: &std::path::Path) -> Vec<Value> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("spill dir").flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "spill") {
+                let data = std::fs::read(&p).expect("read spill");
+                // magic line, header line, then the payload
+                let mut parts = data.splitn(3, |&b| b == b'\n');
+                let (_, _, payload) = (parts.next(), parts.next(), parts.next().expect("payload"));
+                for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    out.push(serde_json::from_slice(line).expect("record"));
+                }
+            }
+        }
+        out
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn failure_records_get_status_and_error() {
-        let logger = offline(Config::default()).await;
+        let dir = temp_dir("failure");
+        let logger = offline(Config {
+            spill: Some(crate::config::SpillConfig {
+                dir: dir.clone(),
+                max_bytes: 1 << 20,
+            }),
+            ..Config::default()
+        })
+        .await;
+        let record = LogRecord {
+            id: Field::Value("r-1".into()),
+            ..LogRecord::default()
+        };
         logger
-            .log_failure(LogRecord::default(), "litellm.RateLimitError: slow down")
+            .log_failure(record, "litellm.RateLimitError: slow down")
             .expect("accepted");
+        let ok = LogRecord {
+            id: Field::Value("r-2".into()),
+            error_str: Field::Value("kept as given".into()),
+            ..LogRecord::default()
+        };
+        logger.log_success(ok).expect("accepted");
         let r = logger.shutdown(Duration::from_secs(5)).await;
-        assert_eq!(r.metrics.accepted, 1);
+        assert_eq!(r.metrics.accepted, 2);
+        assert_eq!(r.metrics.spilled, 2, "{:?}", r.metrics);
+        let mut records = spilled_records(&dir);
+        records.sort_by_key(|r| r["id"].as_str().map(str::to_string));
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0]["id"], "r-1");
+        assert_eq!(records[0]["status"], "failure");
+        assert_eq!(records[0]["error_str"], "litellm.RateLimitError: slow down");
+        assert_eq!(records[1]["status"], "success");
+        assert_eq!(records[1]["error_str"], "kept as given");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A token provider that panics: a bug in a credential (or anything
+    /// else in an upload) must not take its batch out of the ledger.
+    struct PanickingToken;
+
+    impl adls_rest::TokenCredential for PanickingToken {
+        fn get_token<'a>(
+            &'a self,
+            _scope: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<adls_rest::AccessToken, adls_rest::Error>>
+        {
+            Box::pin(async { panic!("token provider bug") })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_an_upload_keeps_the_batch_in_the_ledger() {
+        let client = Client::builder(
+            adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+            adls_rest::Credential::bearer(std::sync::Arc::new(PanickingToken)),
+        )
+        .retry(adls_rest::RetryPolicy::none())
+        .build()
+        .expect("client");
+        for spill in [None, Some(temp_dir("panic"))] {
+            let logger = Logger::start(
+                client.clone(),
+                Config {
+                    create_filesystem: false,
+                    max_batch_records: 5,
+                    spill: spill.clone().map(|dir| crate::config::SpillConfig {
+                        dir,
+                        max_bytes: 1 << 20,
+                    }),
+                    ..Config::default()
+                },
+            )
+            .await
+            .expect("start");
+            for i in 0..12 {
+                logger
+                    .log_json(&format!("{{\"id\":\"p{i}\"}}"))
+                    .expect("accepted");
+            }
+            let r = logger.shutdown(Duration::from_secs(5)).await;
+            let m = &r.metrics;
+            assert!(r.complete, "{m:?}");
+            assert_eq!(m.written, 0);
+            match &spill {
+                Some(dir) => {
+                    assert_eq!(m.spilled, 12, "{m:?}");
+                    assert_eq!(spilled_records(dir).len(), 12);
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                // nothing was sent, but a panic says nothing about how far it got
+                None => assert_eq!(m.unknown, 12, "{m:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_last_handle_stops_the_tasks() {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let dir = temp_dir("drop");
+        let logger = offline(Config {
+            spill: Some(crate::config::SpillConfig {
+                dir: dir.clone(),
+                max_bytes: 1 << 20,
+            }),
+            ..Config::default()
+        })
+        .await;
+        let clone = logger.clone();
+        logger.log_json("{\"id\":\"d1\"}").expect("accepted");
+        assert!(
+            metrics.num_alive_tasks() >= before + 2,
+            "batcher and replayer run"
+        );
+        drop(logger);
+        drop(clone);
+        let t0 = Instant::now();
+        while metrics.num_alive_tasks() > before && t0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before,
+            "the logger's tasks outlived its last handle"
+        );
+        // what was queued was still written or spilled on the way out
+        assert_eq!(spilled_records(&dir).len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

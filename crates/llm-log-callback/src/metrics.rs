@@ -1,5 +1,6 @@
 //! The ledger and metrics: every accepted record ends in exactly one of
-//! written, spilled or dropped (with a reason); [`Metrics`] is a snapshot.
+//! written, spilled, dead-lettered, unknown or dropped (with a reason);
+//! [`Metrics`] is a snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -17,6 +18,9 @@ pub enum DropReason {
     SpillFailed,
     /// Shutdown's deadline passed with the record still queued or in flight, and spilling is off.
     Shutdown,
+    /// Storage refused the batch for good (a 4xx no retry changes, a
+    /// configuration error) and there is no spill directory to dead-letter it in.
+    Rejected,
 }
 
 impl DropReason {
@@ -27,6 +31,7 @@ impl DropReason {
             DropReason::UploadFailed => "upload_failed",
             DropReason::SpillFailed => "spill_failed",
             DropReason::Shutdown => "shutdown",
+            DropReason::Rejected => "rejected",
         }
     }
 }
@@ -42,12 +47,14 @@ pub struct Dropped {
     pub spill_failed: u64,
     /// Shutdown deadline passed, spilling off.
     pub shutdown: u64,
+    /// Refused by storage for good, spilling off.
+    pub rejected: u64,
 }
 
 impl Dropped {
     /// All dropped records.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.upload_failed + self.spill_failed + self.shutdown
+        self.queue_full + self.upload_failed + self.spill_failed + self.shutdown + self.rejected
     }
 }
 
@@ -83,6 +90,16 @@ pub struct Metrics {
     pub replayed: u64,
     /// Spill files found corrupt and moved to `quarantine/`.
     pub quarantined_files: u64,
+    /// Accepted records that storage refused for good (a 4xx no retry
+    /// changes), kept in the spill directory's `dead-letter/` with the reason.
+    pub dead_lettered: u64,
+    /// Spilled records (of this run or earlier ones) that storage refused
+    /// for good on replay, moved to `dead-letter/`.
+    pub replay_dead_lettered: u64,
+    /// Accepted records whose write was abandoned (shutdown's deadline, a
+    /// panic) while its commit was under way, with no spill directory to
+    /// reconcile them from: they may or may not be in storage.
+    pub unknown: u64,
     /// Accepted records dropped, by reason.
     pub dropped: Dropped,
     /// Files completed in storage.
@@ -107,6 +124,15 @@ pub struct Metrics {
     pub upload_latency: Latency,
 }
 
+impl Metrics {
+    /// Accepted records whose fate is settled: written (and verified),
+    /// spilled, dead-lettered, unknown or dropped. Once nothing is queued or
+    /// in flight, this equals `accepted`.
+    pub fn settled(&self) -> u64 {
+        self.written + self.spilled + self.dead_lettered + self.unknown + self.dropped.total()
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub accepted: AtomicU64,
@@ -116,6 +142,9 @@ pub(crate) struct Counters {
     pub spilled: AtomicU64,
     pub replayed: AtomicU64,
     pub quarantined: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub replay_dead_lettered: AtomicU64,
+    pub unknown: AtomicU64,
     pub files: AtomicU64,
     pub batch_retries: AtomicU64,
     pub in_flight: AtomicU64,
@@ -123,6 +152,7 @@ pub(crate) struct Counters {
     pub dropped_upload_failed: AtomicU64,
     pub dropped_spill_failed: AtomicU64,
     pub dropped_shutdown: AtomicU64,
+    pub dropped_rejected: AtomicU64,
     latencies: Mutex<Histogram>,
 }
 
@@ -141,6 +171,7 @@ impl Counters {
             DropReason::UploadFailed => &self.dropped_upload_failed,
             DropReason::SpillFailed => &self.dropped_spill_failed,
             DropReason::Shutdown => &self.dropped_shutdown,
+            DropReason::Rejected => &self.dropped_rejected,
         };
         Self::add(c, n);
     }
@@ -158,6 +189,7 @@ impl Counters {
             upload_failed: Self::get(&self.dropped_upload_failed),
             spill_failed: Self::get(&self.dropped_spill_failed),
             shutdown: Self::get(&self.dropped_shutdown),
+            rejected: Self::get(&self.dropped_rejected),
         }
     }
 

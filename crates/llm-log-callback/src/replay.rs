@@ -1,7 +1,9 @@
 //! Replaying the spill directory: oldest file first, each written to its
-//! original target (so a batch whose first upload did in fact land is not
-//! written twice), deleted only after storage confirmed it. Corrupt files are
-//! quarantined and counted; a storage failure ends the pass until storage is
+//! original target (so a batch whose first upload did in fact land is found
+//! there, verified, and not written twice), deleted only after storage's
+//! account of the file matched it. Corrupt files are quarantined and
+//! counted; a batch storage refuses for good is dead-lettered and the pass
+//! goes on; a transient storage failure ends the pass until storage is
 //! healthy again.
 
 use std::sync::Arc;
@@ -59,22 +61,51 @@ pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> u
         let payload = bytes::Bytes::from(payload);
         let mut target = header.target.clone();
         let mut conflicts = 0;
-        let ok = loop {
-            match write_once(&uploader.fs, &target, &payload, &uploader.settings).await {
-                Ok(()) => break true,
+        let mut committing = false;
+        let refused = loop {
+            match write_once(
+                &uploader.fs,
+                &target,
+                &payload,
+                &uploader.settings,
+                &mut committing,
+            )
+            .await
+            {
+                Ok(()) => break None,
                 Err(AttemptError::Conflict(why)) if conflicts < 3 => {
                     conflicts += 1;
                     tracing::warn!(%why, "replay target holds other data; writing to a new file");
                     target = target.conflict_alternative(conflicts);
                 }
-                Err(AttemptError::Conflict(_)) => break false,
+                Err(AttemptError::Conflict(why)) => {
+                    break Some(format!("moved to a new name 3 times; last: {why}"))
+                }
+                Err(AttemptError::Permanent(why)) => break Some(why),
                 Err(AttemptError::Retry(e)) => {
                     tracing::info!(error = %e, "storage still failing; replay paused");
                     return replayed;
                 }
             }
         };
-        if !ok {
+        if let Some(why) = refused {
+            // one poisoned file must not hold back the others: set it aside
+            let s = spill.clone();
+            let p = path.clone();
+            let (h, reason) = (header.clone(), why.clone());
+            let moved = tokio::task::spawn_blocking(move || {
+                s.move_to_dead_letter(&p, &h, &payload, &reason)
+            })
+            .await;
+            match moved {
+                Ok(Ok(to)) => {
+                    Counters::add(&uploader.counters.replay_dead_lettered, header.records);
+                    tracing::error!(file = %path.display(), dead_letter = %to.display(), reason = %why, "storage refuses a spilled batch; dead-lettered");
+                }
+                _ => {
+                    tracing::error!(file = %path.display(), reason = %why, "storage refuses a spilled batch, and it could not be moved to dead-letter/")
+                }
+            }
             continue;
         }
         let s = spill.clone();

@@ -1,10 +1,13 @@
 //! The spill directory: batches that could not be uploaded, each written
 //! atomically (temporary file, fsync, rename, fsync of the directory) with a
 //! checksum, under a size cap; read back oldest first for replay. A corrupt or
-//! truncated file is moved to `quarantine/` and reported, never fatal.
+//! truncated file is moved to `quarantine/` and reported, never fatal. A
+//! batch storage refuses for good goes to `dead-letter/`, its header carrying
+//! the reason; move it back into the directory to have it replayed.
 //!
 //! File format: the line `LLMLOGSPILL1`, one JSON line of [`SpillHeader`],
-//! then the payload exactly as it is to be written to storage.
+//! then the payload exactly as it is to be written to storage. Temporary
+//! files are hidden (`.name.tmp`) and never listed.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -17,6 +20,7 @@ use crate::uploader::Target;
 
 const MAGIC: &[u8] = b"LLMLOGSPILL1\n";
 const EXT: &str = "spill";
+const DEAD_LETTER: &str = "dead-letter";
 
 /// What a spill file says about its payload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +37,9 @@ pub struct SpillHeader {
     pub sha256: String,
     /// When the spill was written (Unix milliseconds).
     pub created_ms: u64,
+    /// Why storage refused the batch for good (dead-letter files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Why a spill file could not be used.
@@ -62,6 +69,7 @@ impl SpillDir {
     pub fn open(dir: &Path, max_bytes: u64, instance: &str) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         fs::create_dir_all(dir.join("quarantine"))?;
+        fs::create_dir_all(dir.join(DEAD_LETTER))?;
         let s = SpillDir {
             dir: dir.to_path_buf(),
             max_bytes,
@@ -69,9 +77,14 @@ impl SpillDir {
             instance: instance.to_string(),
             seq: AtomicU64::new(0),
         };
+        // dead letters count against the cap too: the disk is bounded
+        let dead = fs::read_dir(dir.join(DEAD_LETTER))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_spill_name(p));
         let used: u64 = s
             .list()?
-            .iter()
+            .into_iter()
+            .chain(dead)
             .filter_map(|p| fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
@@ -92,6 +105,32 @@ impl SpillDir {
         raw_bytes: u64,
         payload: &[u8],
     ) -> io::Result<PathBuf> {
+        self.write_into(&self.dir, target, records, raw_bytes, payload, None)
+    }
+
+    /// Writes a batch storage refused for good into `dead-letter/`, with the
+    /// reason in its header. It counts against the cap like a spill file.
+    pub fn write_dead_letter(
+        &self,
+        target: &Target,
+        records: u64,
+        raw_bytes: u64,
+        payload: &[u8],
+        reason: &str,
+    ) -> io::Result<PathBuf> {
+        let dir = self.dir.join(DEAD_LETTER);
+        self.write_into(&dir, target, records, raw_bytes, payload, Some(reason))
+    }
+
+    fn write_into(
+        &self,
+        dir: &Path,
+        target: &Target,
+        records: u64,
+        raw_bytes: u64,
+        payload: &[u8],
+        reason: Option<&str>,
+    ) -> io::Result<PathBuf> {
         let created_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let header = SpillHeader {
             target: target.clone(),
@@ -100,6 +139,7 @@ impl SpillDir {
             payload_len: payload.len() as u64,
             sha256: hex(&Sha256::digest(payload)),
             created_ms: created_ms as u64,
+            reason: reason.map(str::to_string),
         };
         let mut head = serde_json::to_vec(&header).map_err(io::Error::other)?;
         head.push(b'\n');
@@ -114,8 +154,9 @@ impl SpillDir {
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let name = format!("{:016}-{}-{seq:08}.{EXT}", header.created_ms, self.instance);
-        let tmp = self.dir.join(format!(".tmp-{name}"));
-        let dst = self.dir.join(&name);
+        // hidden and with another extension, so a listing never sees it
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let dst = dir.join(&name);
         let result = (|| {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(MAGIC)?;
@@ -123,14 +164,17 @@ impl SpillDir {
             f.write_all(payload)?;
             f.sync_all()?;
             drop(f);
-            fs::rename(&tmp, &dst)?;
-            fs::File::open(&self.dir)?.sync_all()
+            fs::rename(&tmp, &dst)
         })();
         if let Err(e) = result {
             self.used.fetch_sub(total, Ordering::Relaxed);
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        // The file is complete and in place: from here on it is spilled,
+        // whatever the directory's fsync says (a failure only weakens the
+        // rename's durability across a power loss; replay still finds it).
+        sync_dir(dir);
         Ok(dst)
     }
 
@@ -138,7 +182,7 @@ impl SpillDir {
     pub fn list(&self) -> io::Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == EXT) && p.is_file())
+            .filter(|p| is_spill_name(p) && p.is_file())
             .collect();
         v.sort();
         Ok(v)
@@ -170,6 +214,26 @@ impl SpillDir {
         Ok((header, payload.to_vec()))
     }
 
+    /// Moves a spill file storage refused for good into `dead-letter/`,
+    /// rewriting its header with the reason (atomically, like a spill).
+    pub fn move_to_dead_letter(
+        &self,
+        path: &Path,
+        header: &SpillHeader,
+        payload: &[u8],
+        reason: &str,
+    ) -> io::Result<PathBuf> {
+        let dst = self.write_dead_letter(
+            &header.target,
+            header.records,
+            header.raw_bytes,
+            payload,
+            reason,
+        )?;
+        self.remove(path)?;
+        Ok(dst)
+    }
+
     /// Moves a corrupt file aside.
     pub fn quarantine(&self, path: &Path) -> io::Result<PathBuf> {
         let name = path.file_name().unwrap_or_default();
@@ -191,17 +255,33 @@ impl SpillDir {
     }
 }
 
+/// A spill file's name: `*.spill`, not hidden (temporary files are `.*.tmp`).
+fn is_spill_name(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == EXT)
+        && p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
+}
+
+/// Makes a rename in `dir` durable where the platform can (Unix); a failure
+/// is logged, not returned: the renamed file is already in place.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not fsync the spill directory after a rename");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uploader::Create;
 
     fn target() -> Target {
         Target {
-            path: "logs/a.ndjson".into(),
-            position: 0,
-            create: Some(Create::New),
-            close: true,
+            writer: "0123456789abcdef0123456789abcdef".into(),
+            ..Target::new_file("logs/a.ndjson".into())
         }
     }
 

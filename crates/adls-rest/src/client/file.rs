@@ -16,7 +16,7 @@ use crate::account::Dialect;
 use crate::error::{Error, ErrorKind};
 use crate::ops::{
     blob, dfs, header_str, parse_http_date, ByteRange, Checksums, Conditions, Metadata,
-    PathProperties,
+    PathProperties, WriterId,
 };
 
 /// How [`File::create`] treats an existing file.
@@ -38,6 +38,14 @@ pub struct CreateOptions {
     pub content_type: Option<String>,
     /// User-defined metadata.
     pub metadata: Metadata,
+    /// Base64 MD5 of the whole content, stored with the file when
+    /// [`File::upload`] commits it (returned as `Content-MD5` afterwards, and
+    /// required to match when a retry is reconciled). Ignored by
+    /// [`File::create`], which makes an empty file.
+    pub content_md5: Option<String>,
+    /// Transactional checksums on each piece [`File::upload`] sends (the
+    /// service refuses a piece damaged on the way). Ignored by [`File::create`].
+    pub checksums: Checksums,
 }
 
 /// Options of [`File::flush`].
@@ -47,6 +55,12 @@ pub struct FlushOptions {
     pub close: bool,
     /// Sets `Content-Type`; when `None` the current one is kept.
     pub content_type: Option<String>,
+    /// Base64 MD5 of the whole file after this flush (DFS `x-ms-content-md5`,
+    /// Blob `x-ms-blob-content-md5`): stored with the file, returned as
+    /// `Content-MD5` by [`File::properties`], and required to match when a
+    /// retry after an ambiguous attempt is reconciled. The service does not
+    /// check it; compare it yourself after the flush to prove what was committed.
+    pub content_md5: Option<String>,
 }
 
 /// What a successful flush committed.
@@ -66,6 +80,7 @@ pub struct Flushed {
 pub struct File {
     fs: FileSystem,
     path: Arc<str>,
+    writer: WriterId,
 }
 
 impl File {
@@ -73,7 +88,22 @@ impl File {
         File {
             fs,
             path: path.into(),
+            writer: WriterId::process(),
         }
+    }
+
+    /// The same file, written as `writer`: on the Blob dialect, appends stage
+    /// blocks whose ids carry the writer, and a flush commits only that
+    /// writer's staged blocks, so two writers of one path never commit each
+    /// other's data. Default: one random id per process ([`WriterId::process`]).
+    pub fn with_writer(mut self, writer: WriterId) -> Self {
+        self.writer = writer;
+        self
+    }
+
+    /// The writer whose blocks this handle stages and commits.
+    pub fn writer(&self) -> WriterId {
+        self.writer
     }
 
     /// The path inside the filesystem.
@@ -128,6 +158,7 @@ impl File {
                     time::Duration::try_from(out.started.elapsed()).unwrap_or(time::Duration::ZERO);
                 // Last-Modified and Date have one-second resolution: allow 2 s.
                 let ours = props.content_length == 0
+                    && has_metadata(&props, &options.metadata)
                     && match (props.last_modified, server_now) {
                         (Some(lm), Some(now)) => lm >= now - elapsed - time::Duration::seconds(2),
                         _ => false,
@@ -169,6 +200,7 @@ impl File {
             Dialect::Blob => blob::PutBlock {
                 container: &self.fs.name,
                 blob: &self.path,
+                writer: self.writer,
                 position,
                 body: data,
                 checksums,
@@ -205,6 +237,7 @@ impl File {
                     position,
                     close: options.close,
                     content_type: options.content_type.as_deref(),
+                    content_md5: options.content_md5.as_deref(),
                     conditions: &Conditions::default(),
                 }
                 .request(self.client().endpoint())?;
@@ -231,7 +264,12 @@ impl File {
             }),
             Err(e) if out.earlier_ambiguous && is_flush_conflict(&e) => {
                 let props = self.properties().await?;
-                if props.content_length == position {
+                if holds(
+                    &props,
+                    position,
+                    options.content_md5.as_deref(),
+                    &Metadata::new(),
+                ) {
                     tracing::info!(path = %self.path, position, "flush retry found the data our earlier attempt committed");
                     Ok(Flushed {
                         content_length: position,
@@ -286,10 +324,14 @@ impl File {
             // Nothing new to commit: a repeated flush is harmless.
             return Ok(BlobFlush::AlreadyThere(props));
         }
+        // only this writer's blocks: another writer's staged data is not ours to commit
         let staged: BTreeMap<u64, &blob::Block> = list
             .uncommitted
             .iter()
-            .filter_map(|b| blob::block_position(&b.id).map(|p| (p, b)))
+            .filter_map(|b| match blob::parse_block_id(&b.id) {
+                Some((w, p)) if w == self.writer => Some((p, b)),
+                _ => None,
+            })
             .collect();
         let mut chain = Vec::new();
         let mut at = committed_len;
@@ -320,6 +362,7 @@ impl File {
             uncommitted: &chain,
             content_type: content_type.as_deref(),
             metadata: &props.metadata,
+            content_md5: options.content_md5.as_deref(),
             conditions: &Conditions::default(),
         }
         .request(ep)?;
@@ -436,7 +479,7 @@ impl File {
         let mut pos = 0usize;
         while pos < data.len() {
             let end = (pos + chunk).min(data.len());
-            self.append(pos as u64, data.slice(pos..end), Checksums::default())
+            self.append(pos as u64, data.slice(pos..end), options.checksums)
                 .await?;
             pos = end;
         }
@@ -445,6 +488,7 @@ impl File {
             &FlushOptions {
                 close: true,
                 content_type: options.content_type.clone(),
+                content_md5: options.content_md5.clone(),
             },
         )
         .await
@@ -456,20 +500,48 @@ impl File {
         chunk: usize,
         options: &CreateOptions,
     ) -> Result<Flushed, Error> {
-        let mut ids = Vec::new();
         let mut pos = 0usize;
         while pos < data.len() {
             let end = (pos + chunk).min(data.len());
-            self.append(pos as u64, data.slice(pos..end), Checksums::default())
+            self.append(pos as u64, data.slice(pos..end), options.checksums)
                 .await?;
-            ids.push(blob::block_id(pos as u64));
             pos = end;
         }
+        self.commit_blocks(data.len() as u64, chunk, options).await
+    }
+
+    /// The commit half of [`File::upload`] on the Blob dialect, for callers
+    /// that stage the pieces themselves (with [`File::append`] at positions
+    /// `0, chunk, 2 * chunk, ...`) and need to know when the commit starts:
+    /// one Put Block List of this writer's blocks that creates the blob
+    /// (create-new when asked) with the options' content type, metadata and
+    /// MD5. Reconciled like `upload` after an ambiguous attempt. On the DFS
+    /// dialect, a flush of `len` bytes that closes the file.
+    pub async fn commit_blocks(
+        &self,
+        len: u64,
+        chunk: usize,
+        options: &CreateOptions,
+    ) -> Result<Flushed, Error> {
+        if chunk == 0 {
+            return Err(Error::config("upload chunk size must be at least 1 byte"));
+        }
+        if self.client().dialect() == Dialect::Dfs {
+            let flush = FlushOptions {
+                close: true,
+                content_type: options.content_type.clone(),
+                content_md5: options.content_md5.clone(),
+            };
+            return self.flush(len, &flush).await;
+        }
+        let ids: Vec<String> = (0..len)
+            .step_by(chunk)
+            .map(|pos| blob::block_id(self.writer, pos))
+            .collect();
         let conditions = match options.mode {
             CreateMode::Overwrite => Conditions::default(),
             CreateMode::CreateNew => Conditions::create_new(),
         };
-        let len = data.len() as u64;
         let req = blob::PutBlockList {
             container: &self.fs.name,
             blob: &self.path,
@@ -477,6 +549,7 @@ impl File {
             uncommitted: &ids,
             content_type: options.content_type.as_deref(),
             metadata: &options.metadata,
+            content_md5: options.content_md5.as_deref(),
             conditions: &conditions,
         }
         .request(self.client().endpoint())?;
@@ -491,7 +564,12 @@ impl File {
             }),
             Err(e) if out.earlier_ambiguous && (e.is_already_exists() || is_flush_conflict(&e)) => {
                 let props = self.properties().await?;
-                if props.content_length == len {
+                if holds(
+                    &props,
+                    len,
+                    options.content_md5.as_deref(),
+                    &options.metadata,
+                ) {
                     tracing::info!(path = %self.path, "upload retry found the blob our earlier attempt committed");
                     Ok(Flushed {
                         content_length: len,
@@ -505,6 +583,28 @@ impl File {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether a file's properties show the content a writer committed: exactly
+/// `len` bytes, the whole-content MD5 it set (when it set one), and the
+/// metadata it set (names compare case-insensitively). A length alone does not
+/// prove the data is ours: another writer may have committed as many bytes.
+pub(crate) fn holds(
+    props: &PathProperties,
+    len: u64,
+    content_md5: Option<&str>,
+    metadata: &Metadata,
+) -> bool {
+    props.content_length == len
+        && content_md5.is_none_or(|m| props.content_md5.as_deref() == Some(m))
+        && has_metadata(props, metadata)
+}
+
+/// Whether `props` carry every pair of `metadata`.
+fn has_metadata(props: &PathProperties, metadata: &Metadata) -> bool {
+    metadata
+        .iter()
+        .all(|(n, v)| props.metadata.get(n) == Some(v))
 }
 
 enum BlobFlush {

@@ -96,10 +96,16 @@ impl ClientBuilder {
     }
 
     /// Builds the client (and its TLS configuration and pool).
+    ///
+    /// Refuses (a [`Config`](crate::ErrorKind::Config) error) to send a bearer
+    /// token or a SAS over plain `http://` to anything but this machine
+    /// (`127.0.0.0/8`, `::1`, `localhost`); Shared Key and anonymous requests
+    /// may use http anywhere (see `docs/AUTH.md`).
     pub fn build(self) -> Result<Client, Error> {
         let dialect = self
             .dialect
             .unwrap_or_else(|| self.account.default_dialect());
+        refuse_secrets_in_the_clear(&self.account, dialect, &self.credential)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(self.options)?,
@@ -109,6 +115,38 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// A bearer token or a SAS sent over `http://` can be read and reused by
+/// anyone on the path, so, like the Azure SDKs (which allow it only for local
+/// emulators), the endpoint the dialect talks to must be `https://` or a
+/// loopback host (`127.0.0.0/8`, `::1`, `localhost`). Shared Key stays allowed
+/// over http (Azurite's default): a request carries only an HMAC of itself,
+/// never the key. Anonymous requests carry no secret.
+fn refuse_secrets_in_the_clear(
+    account: &Account,
+    dialect: Dialect,
+    credential: &Credential,
+) -> Result<(), Error> {
+    let what = match credential {
+        Credential::Bearer(_) => "a bearer token",
+        Credential::Sas(_) => "a SAS token",
+        Credential::SharedKey(_) | Credential::Anonymous => return Ok(()),
+    };
+    let endpoint = account.endpoint(dialect);
+    if endpoint.scheme() == "https" || crate::account::is_loopback(endpoint) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "refusing to send {what} over plain http to `{}` (the {} endpoint `{endpoint}`): \
+         expected an https:// endpoint, or http:// only to this machine \
+         (127.0.0.0/8, ::1, localhost) for an emulator",
+        endpoint.host_str().unwrap_or_default(),
+        match dialect {
+            Dialect::Dfs => "DFS",
+            Dialect::Blob => "Blob",
+        },
+    )))
 }
 
 impl Client {
@@ -166,5 +204,180 @@ impl Client {
         req: Request<Bytes>,
     ) -> Result<Response, Error> {
         self.execute(op, req).await.result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::StaticTokenCredential;
+    use crate::error::ErrorKind;
+
+    const SIG: &str = "SECRETSIGNATUREVALUE";
+
+    fn bearer() -> Credential {
+        Credential::bearer(Arc::new(StaticTokenCredential::new(
+            "SECRETTOKENVALUE",
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        )))
+    }
+
+    fn sas() -> Credential {
+        Credential::sas(&format!("sv=2025-11-05&sp=rwl&sig={SIG}")).expect("sas")
+    }
+
+    fn shared_key() -> Credential {
+        Credential::shared_key(crate::connection_string::DEV_ACCOUNT_KEY).expect("key")
+    }
+
+    fn build(
+        blob: &str,
+        dfs: &str,
+        credential: Credential,
+        dialect: Dialect,
+    ) -> Result<Client, Error> {
+        let account = Account::custom("acct", blob, dfs).expect("account");
+        Client::builder(account, credential)
+            .dialect(dialect)
+            .build()
+    }
+
+    fn assert_refused(r: Result<Client, Error>, what: &str, host: &str) {
+        let e = r.expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains(what) && shown.contains(host) && shown.contains("http"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains(SIG) && !shown.contains("SECRETTOKEN"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bearer_and_sas_refuse_plain_http_to_another_host_on_either_dialect() {
+        let http_blob = (
+            "http://acct.blob.example.com",
+            "https://acct.dfs.example.com",
+        );
+        let http_dfs = (
+            "https://acct.blob.example.com",
+            "http://acct.dfs.example.com",
+        );
+        for (cred, what) in [
+            (bearer as fn() -> Credential, "bearer token"),
+            (sas, "SAS token"),
+        ] {
+            // the endpoint the dialect talks to decides
+            assert_refused(
+                build(http_blob.0, http_blob.1, cred(), Dialect::Blob),
+                what,
+                "acct.blob.example.com",
+            );
+            assert!(
+                build(http_blob.0, http_blob.1, cred(), Dialect::Dfs).is_ok(),
+                "{what}"
+            );
+            assert_refused(
+                build(http_dfs.0, http_dfs.1, cred(), Dialect::Dfs),
+                what,
+                "acct.dfs.example.com",
+            );
+            assert!(
+                build(http_dfs.0, http_dfs.1, cred(), Dialect::Blob).is_ok(),
+                "{what}"
+            );
+            // not loopback, however close
+            for host in [
+                "10.0.0.7",
+                "128.0.0.1",
+                "[::ffff:127.0.0.1]",
+                "localhost.example.com",
+                "[fe80::1]",
+            ] {
+                let ep = format!("http://{host}:10000/acct");
+                for dialect in [Dialect::Blob, Dialect::Dfs] {
+                    assert_refused(
+                        build(&ep, &ep, cred(), dialect),
+                        what,
+                        url::Url::parse(&ep).expect("url").host_str().expect("host"),
+                    );
+                }
+            }
+            // a public-cloud account spelled with http, default dialect (DFS)
+            let account =
+                Account::with_suffix("acct", "http", "core.windows.net").expect("account");
+            assert_refused(
+                Client::builder(account, cred()).build(),
+                what,
+                "acct.dfs.core.windows.net",
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_and_sas_over_http_to_loopback_and_over_https_are_allowed() {
+        for cred in [bearer as fn() -> Credential, sas] {
+            for ep in [
+                "http://127.0.0.1:10000/devstoreaccount1",
+                "http://127.10.20.30:10000/devstoreaccount1",
+                "http://[::1]:10000/devstoreaccount1",
+                "http://localhost:10000/devstoreaccount1",
+                "http://LocalHost/devstoreaccount1",
+                "https://10.0.0.7/devstoreaccount1",
+            ] {
+                let account = Account::emulator(ep).expect("account");
+                for dialect in [Dialect::Blob, Dialect::Dfs] {
+                    Client::builder(account.clone(), cred())
+                        .dialect(dialect)
+                        .build()
+                        .unwrap_or_else(|e| panic!("{ep}: {e}"));
+                }
+            }
+            assert!(Client::builder(Account::azure("acct").expect("a"), cred())
+                .build()
+                .is_ok());
+        }
+    }
+
+    #[test]
+    fn shared_key_and_anonymous_may_use_http_anywhere() {
+        for cred in [shared_key as fn() -> Credential, || Credential::Anonymous] {
+            for dialect in [Dialect::Blob, Dialect::Dfs] {
+                build(
+                    "http://acct.blob.example.com",
+                    "http://acct.dfs.example.com",
+                    cred(),
+                    dialect,
+                )
+                .expect("allowed");
+            }
+        }
+    }
+
+    #[test]
+    fn connection_strings_get_the_same_check() {
+        let refused = [
+            format!("DefaultEndpointsProtocol=http;AccountName=acct;SharedAccessSignature=sv=1&sig={SIG}"),
+            format!("BlobEndpoint=http://10.1.2.3:10000/acct;SharedAccessSignature=sv=1&sig={SIG}"),
+            format!("AccountName=acct;BlobEndpoint=https://acct.blob.example.com;DfsEndpoint=http://acct.dfs.example.com;SharedAccessSignature=sv=1&sig={SIG}"),
+        ];
+        for cs in &refused {
+            let r = Client::from_connection_string(cs).expect("parses").build();
+            assert_refused(r, "SAS token", "");
+        }
+        for cs in [
+            format!("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=1&sig={SIG}"),
+            format!("AccountName=acct;BlobEndpoint=https://acct.blob.example.com;DfsEndpoint=http://acct.dfs.example.com;SharedAccessSignature=sv=1&sig={SIG}"),
+            "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://10.1.2.3".to_string(),
+            format!("DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={}", crate::connection_string::DEV_ACCOUNT_KEY),
+        ] {
+            let b = Client::from_connection_string(&cs).expect("parses");
+            // the second one: the DFS endpoint is http, but a Blob client never uses it
+            let b = if cs.contains("DfsEndpoint=http:") { b.dialect(Dialect::Blob) } else { b };
+            b.build().unwrap_or_else(|e| panic!("{cs}: {e}"));
+        }
     }
 }

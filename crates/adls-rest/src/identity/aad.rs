@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::error::{parse_error_body, IdentityError};
-use super::http::{is_loopback, to_uri, transient_status, SendError, TokenHttp, TokenHttpOptions};
+use super::http::{to_uri, transient_status, SendError, TokenHttp, TokenHttpOptions};
 use super::response::parse_token_response;
+use crate::account::is_loopback;
 use crate::credential::AccessToken;
 use crate::error::Error;
 

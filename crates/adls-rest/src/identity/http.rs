@@ -229,16 +229,6 @@ pub(crate) fn transient_status(s: StatusCode) -> bool {
     s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
 }
 
-/// Whether `url` names this machine (http is then acceptable for a token endpoint).
-pub(crate) fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 /// The `http::Uri` of a parsed URL.
 pub(crate) fn to_uri(url: &url::Url) -> Result<http::Uri, crate::error::Error> {
     url.as_str().parse().map_err(|e| {

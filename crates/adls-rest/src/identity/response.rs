@@ -7,12 +7,22 @@
 //!
 //! Pure functions: the time is an argument. Messages never quote the body (it
 //! holds the token); they name the field that is missing or malformed.
+//!
+//! No answer makes them panic: a lifetime or instant beyond what a token can
+//! plausibly have (`"expires_in":1e18`, `u64::MAX`, an `expires_on` centuries
+//! ahead) is believed up to [`MAX_LIFETIME`]; a negative or malformed one is an
+//! error naming the field.
 
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::credential::AccessToken;
 use crate::secret::Secret;
+
+/// The longest a token is believed to live: an answer claiming more is read as
+/// expiring this long after it arrived, so the cache asks again then. Entra ID
+/// issues tokens for 1 to 24 hours (managed identity's are the longest).
+pub(crate) const MAX_LIFETIME: Duration = Duration::hours(24);
 
 /// Reads a successful token answer. When it states both a lifetime
 /// (`expires_in`) and an instant (`expires_on`), the earlier expiry wins: a
@@ -33,11 +43,11 @@ pub(crate) fn parse_token_response(
         }
     }
     let by_lifetime = match map.get("expires_in") {
-        Some(v) => Some(now + Duration::seconds(seconds(v, "expires_in")?)),
+        Some(v) => Some(after(now, seconds(v, "expires_in")?)),
         None => None,
     };
     let by_instant = match map.get("expires_on") {
-        Some(v) => Some(instant(v, "expires_on")?),
+        Some(v) => Some(instant(v, "expires_on", now)?),
         None => None,
     };
     let expires_on = match (by_lifetime, by_instant) {
@@ -63,12 +73,19 @@ pub(crate) fn parse_cli_output(
     let map = json_object(stdout)?;
     let token = access_token(&map, "accessToken")?;
     let expires_on = if let Some(v) = map.get("expires_on") {
-        instant(v, "expires_on")?
+        instant(v, "expires_on", now)?
     } else if let Some(v) = map.get("expiresOn") {
         let s = v
             .as_str()
             .ok_or("`expiresOn` is not a string, expected e.g. \"2024-01-01 12:00:00.000000\"")?;
-        cli_local_time(s)?.assume_offset(local_offset)
+        // Converted by hand: at the calendar's edges (`9999-12-31 23:00` at
+        // `-05:00`) the UTC instant is outside `time`'s range, and such a date
+        // is as good as its local reading (then capped, or refused as expired).
+        let local = cli_local_time(s)?.assume_utc();
+        let utc = local
+            .checked_sub(Duration::seconds(i64::from(local_offset.whole_seconds())))
+            .unwrap_or(local);
+        cap(now, utc)
     } else {
         return Err("the output has neither `expires_on` nor `expiresOn`".into());
     };
@@ -109,13 +126,33 @@ fn access_token(map: &Map<String, Value>, field: &str) -> Result<Secret, String>
     Ok(Secret::new(t))
 }
 
-/// Whole seconds from a JSON number or a string of digits.
+/// `now` plus `secs` (not negative), believed up to [`MAX_LIFETIME`].
+fn after(now: OffsetDateTime, secs: i64) -> OffsetDateTime {
+    let secs = secs.clamp(0, MAX_LIFETIME.whole_seconds());
+    now.saturating_add(Duration::seconds(secs))
+}
+
+/// `t`, believed up to [`MAX_LIFETIME`] after `now`.
+fn cap(now: OffsetDateTime, t: OffsetDateTime) -> OffsetDateTime {
+    t.min(now.saturating_add(MAX_LIFETIME))
+}
+
+/// Whole seconds from a JSON number or a string of digits; beyond `i64`
+/// (`u64::MAX`, `1e30`, 30 digits) saturates to `i64::MAX`, which the callers
+/// cap anyway.
 fn seconds(v: &Value, field: &str) -> Result<i64, String> {
+    let digits = |s: &str| {
+        s.parse::<i64>().ok().or_else(|| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(i64::MAX)
+        })
+    };
     let n = match v {
+        // `as` saturates: a float beyond i64 becomes i64::MAX (or MIN, refused below)
         Value::Number(n) => n
             .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
             .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
+        Value::String(s) => digits(s.trim().strip_prefix('+').unwrap_or(s.trim())),
         _ => None,
     };
     match n {
@@ -127,15 +164,20 @@ fn seconds(v: &Value, field: &str) -> Result<i64, String> {
 }
 
 /// An instant from epoch seconds (number or string), or App Service's 2017
-/// date form `MM/DD/YYYY HH:MM:SS [AM|PM] +00:00`.
-fn instant(v: &Value, field: &str) -> Result<OffsetDateTime, String> {
+/// date form `MM/DD/YYYY HH:MM:SS [AM|PM] +00:00`, believed up to
+/// [`MAX_LIFETIME`] after `now`.
+fn instant(v: &Value, field: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
     if let Ok(secs) = seconds(v, field) {
+        let latest = now.saturating_add(MAX_LIFETIME);
+        if secs >= latest.unix_timestamp() {
+            return Ok(latest);
+        }
         return OffsetDateTime::from_unix_timestamp(secs)
             .map_err(|_| format!("`{field}` is out of range"));
     }
     if let Some(s) = v.as_str() {
         if let Some(t) = app_service_date(s) {
-            return Ok(t);
+            return Ok(cap(now, t));
         }
     }
     Err(format!(
@@ -292,6 +334,151 @@ mod tests {
             let e = parse_token_response(body, NOW).expect_err(want);
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("SECRET"), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_lifetimes_are_capped_not_panics() {
+        let cap = NOW + MAX_LIFETIME;
+        for lifetime in [
+            "1e18",
+            "1.8446744073709552e19",
+            "18446744073709551615",
+            "9223372036854775807",
+            "9223372036854775808",
+            "9999999999999",
+            "1e300",
+            "\"18446744073709551615\"",
+            "\"99999999999999999999999999999\"",
+            "\"9999999999999\"",
+        ] {
+            let body = format!(r#"{{"access_token":"abc","expires_in":{lifetime}}}"#);
+            let t = parse_token_response(body.as_bytes(), NOW).expect(lifetime);
+            assert_eq!(t.expires_on, cap, "expires_in {lifetime}");
+            // as an instant, alone and beside a sane lifetime
+            let body = format!(r#"{{"access_token":"abc","expires_on":{lifetime}}}"#);
+            let t = parse_token_response(body.as_bytes(), NOW).expect(lifetime);
+            assert_eq!(t.expires_on, cap, "expires_on {lifetime}");
+            let body =
+                format!(r#"{{"access_token":"abc","expires_in":3599,"expires_on":{lifetime}}}"#);
+            let t = parse_token_response(body.as_bytes(), NOW).expect(lifetime);
+            assert_eq!(t.expires_on, NOW + Duration::seconds(3599), "{lifetime}");
+            let out = format!(r#"{{"accessToken":"abc","expires_on":{lifetime}}}"#);
+            let t = parse_cli_output(out.as_bytes(), NOW, UtcOffset::UTC).expect(lifetime);
+            assert_eq!(t.expires_on, cap, "cli expires_on {lifetime}");
+        }
+        // a day is believed as is, a second more is not
+        for lifetime in [86400, 86401] {
+            let body = format!(r#"{{"access_token":"abc","expires_in":{lifetime}}}"#);
+            let t = parse_token_response(body.as_bytes(), NOW).expect("a day");
+            assert_eq!(t.expires_on, cap);
+        }
+        // far-future dates too
+        let t = parse_token_response(
+            br#"{"access_token":"abc","expires_on":"12/31/9999 11:59:59 PM +00:00"}"#,
+            NOW,
+        )
+        .expect("year 9999");
+        assert_eq!(t.expires_on, cap);
+        let out = br#"{"accessToken":"tok","expiresOn":"9999-12-31 23:59:59.999999"}"#;
+        for offset in [-14, -1, 0, 1, 14] {
+            let o = UtcOffset::from_hms(offset, 0, 0).expect("offset");
+            let t = parse_cli_output(out, NOW, o).expect("year 9999");
+            assert_eq!(t.expires_on, cap, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn negative_past_and_odd_expiries_are_errors_not_panics() {
+        for (field, value) in [
+            ("expires_in", "-1"),
+            ("expires_in", "-1e18"),
+            ("expires_in", "-9223372036854775808"),
+            ("expires_in", "\"-5\""),
+            ("expires_in", "0"),
+            ("expires_in", "true"),
+            ("expires_in", "null"),
+            ("expires_in", "[]"),
+            ("expires_in", "\"\""),
+            ("expires_on", "-1"),
+            ("expires_on", "0"),
+            ("expires_on", "-1e300"),
+            ("expires_on", "\"-62167219200\""),
+            ("expires_on", "\"01/01/-9999 00:00:00 +00:00\""),
+            ("expires_on", "\"12/31/99999 00:00:00 +00:00\""),
+            ("expires_on", "\"99/99/2024 99:99:99 +00:00\""),
+        ] {
+            let body = format!(r#"{{"access_token":"SECRETTOKEN","{field}":{value}}}"#);
+            let e = parse_token_response(body.as_bytes(), NOW).expect_err(value);
+            assert!(
+                e.contains(field) || e.contains("expired"),
+                "{field}: {value}: {e}"
+            );
+            assert!(!e.contains("SECRET"), "{e}");
+        }
+        for (out, offset) in [
+            (r#"{"accessToken":"t","expires_on":-1}"#, 0),
+            (
+                r#"{"accessToken":"t","expiresOn":"-9999-01-01 00:00:00"}"#,
+                14,
+            ),
+            (
+                r#"{"accessToken":"t","expiresOn":"0001-01-01 00:00:00"}"#,
+                14,
+            ),
+            (
+                r#"{"accessToken":"t","expiresOn":"-9999-01-01 00:00:00"}"#,
+                -14,
+            ),
+        ] {
+            let o = UtcOffset::from_hms(offset, 0, 0).expect("offset");
+            assert!(parse_cli_output(out.as_bytes(), NOW, o).is_err(), "{out}");
+        }
+    }
+
+    #[test]
+    fn any_expiry_at_any_clock_is_a_token_or_an_error() {
+        // Random and extreme values, at clocks from the calendar's start to its
+        // end: each answer is read or refused, never a panic.
+        let clocks = [
+            NOW,
+            OffsetDateTime::UNIX_EPOCH,
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            time::PrimitiveDateTime::MAX.assume_utc(),
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut values: Vec<String> = ["0", "1", "-1", "1e308", "-1e308", "5e-324"]
+            .map(String::from)
+            .to_vec();
+        values.extend([i64::MIN, i64::MAX].map(|n| n.to_string()));
+        values.push(u64::MAX.to_string());
+        for _ in 0..300 {
+            values.push(rng.i64(..).to_string());
+            values.push(format!("\"{}\"", rng.u64(..)));
+            values.push(format!("{:e}", f64::from_bits(rng.u64(..))).replace("inf", "1"));
+        }
+        for now in clocks {
+            for v in &values {
+                for body in [
+                    format!(r#"{{"access_token":"a","expires_in":{v}}}"#),
+                    format!(r#"{{"access_token":"a","expires_on":{v}}}"#),
+                    format!(r#"{{"access_token":"a","expires_in":{v},"expires_on":{v}}}"#),
+                ] {
+                    if let Ok(t) = parse_token_response(body.as_bytes(), now) {
+                        assert!(t.expires_on > now, "{body}");
+                        assert!(t.expires_on <= now.saturating_add(MAX_LIFETIME), "{body}");
+                    }
+                }
+                let out = format!(r#"{{"accessToken":"a","expires_on":{v}}}"#);
+                let _ = parse_cli_output(out.as_bytes(), now, UtcOffset::UTC);
+            }
+            for offset in [-14, 0, 14] {
+                let o = UtcOffset::from_hms(offset, 0, 0).expect("offset");
+                for date in ["9999-12-31 23:59:59.999999999", "-9999-01-01 00:00:00"] {
+                    let out = format!(r#"{{"accessToken":"a","expiresOn":"{date}"}}"#);
+                    let _ = parse_cli_output(out.as_bytes(), now, o);
+                }
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{
     build_uri, header_str, header_value, headers_with_length, insert, parse_http_date, request,
-    xml, ByteRange, Checksums, Conditions, ListPage, Metadata, PathItem, PathProperties,
+    xml, ByteRange, Checksums, Conditions, ListPage, Metadata, PathItem, PathProperties, WriterId,
 };
 use crate::error::Error;
 
@@ -80,13 +80,16 @@ impl PutBlob<'_> {
     }
 }
 
-/// Put Block: stages `body` under the block id of `position`.
+/// Put Block: stages `body` under the block id of (`writer`, `position`).
 #[derive(Debug, Clone)]
 pub struct PutBlock<'a> {
     /// Container name.
     pub container: &'a str,
     /// Blob name.
     pub blob: &'a str,
+    /// Who stages the block: part of its id, so two writers of one blob
+    /// never replace each other's staged blocks.
+    pub writer: WriterId,
     /// Offset of the block's first byte in the blob.
     pub position: u64,
     /// The data; `Bytes`, so a retry resends exactly these bytes.
@@ -98,7 +101,7 @@ pub struct PutBlock<'a> {
 impl PutBlock<'_> {
     /// The request.
     pub fn request(&self, endpoint: &Url) -> Result<Request<Bytes>, Error> {
-        let id = block_id(self.position);
+        let id = block_id(self.writer, self.position);
         let uri = build_uri(
             endpoint,
             self.container,
@@ -106,27 +109,38 @@ impl PutBlock<'_> {
             &[("comp", "block"), ("blockid", &id)],
         )?;
         let mut h = headers_with_length(self.body.len());
+        // what Microsoft's SDKs send; some servers do not read a body without one
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/octet-stream"),
+        );
         self.checksums.apply(&mut h, &self.body)?;
         Ok(request(Method::PUT, uri, h, self.body.clone()))
     }
 }
 
-/// The block id for data staged at `position`: fixed width, so all ids of a
-/// blob have the same length (the service requires it), and a retried append
-/// rewrites the same block.
-pub fn block_id(position: u64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("adls-rest{position:024}"))
+/// The block id for data staged by `writer` at `position`: the writer's 32
+/// hex digits then the position in 22 digits (54 bytes: base64 without
+/// padding, within the service's 64-byte limit). Fixed width,
+/// so all ids of a blob have the same length (the service requires it); a
+/// retried append of one writer rewrites its own block, and two writers of
+/// one blob never touch each other's.
+pub fn block_id(writer: WriterId, position: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{writer}{position:022}"))
 }
 
-/// The position encoded in a [`block_id`], if the id is one of ours.
-pub fn block_position(id: &str) -> Option<u64> {
+/// The writer and position encoded in a [`block_id`], if the id is one of ours.
+pub fn parse_block_id(id: &str) -> Option<(WriterId, u64)> {
     let raw = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
     let s = std::str::from_utf8(&raw).ok()?;
-    let digits = s.strip_prefix("adls-rest")?;
-    if digits.len() != 24 {
+    if s.len() != 54 || !s.is_char_boundary(32) {
         return None;
     }
-    digits.parse().ok()
+    let (writer, digits) = s.split_at(32);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((WriterId::from_hex(writer).ok()?, digits.parse().ok()?))
 }
 
 /// One block of a blob.
@@ -222,6 +236,9 @@ pub struct PutBlockList<'a> {
     pub content_type: Option<&'a str>,
     /// `x-ms-meta-*` (Put Block List replaces the blob's metadata).
     pub metadata: &'a Metadata,
+    /// `x-ms-blob-content-md5`: the base64 MD5 of the whole blob after this
+    /// commit, stored (not checked) and returned as `Content-MD5` afterwards.
+    pub content_md5: Option<&'a str>,
     /// Etag conditions.
     pub conditions: &'a Conditions,
 }
@@ -256,6 +273,9 @@ impl PutBlockList<'_> {
         );
         self.conditions.apply(&mut h)?;
         blob_properties(&mut h, self.content_type, self.metadata)?;
+        if let Some(md5) = self.content_md5 {
+            insert(&mut h, "x-ms-blob-content-md5", md5)?;
+        }
         Ok(request(Method::PUT, uri, h, Bytes::from(body)))
     }
 }
@@ -473,21 +493,33 @@ mod tests {
     }
 
     #[test]
-    fn block_ids_have_fixed_width_and_round_trip() {
-        let a = block_id(0);
-        let b = block_id(u64::MAX);
+    fn block_ids_have_fixed_width_carry_the_writer_and_round_trip() {
+        let w = WriterId::from_hex("0123456789abcdef0123456789abcdef").expect("hex");
+        let other = WriterId::from_hex("ffffffffffffffffffffffffffffffff").expect("hex");
+        let a = block_id(w, 0);
+        let b = block_id(other, u64::MAX);
         assert_eq!(a.len(), b.len());
+        // the service's limit: at most 64 bytes before encoding
+        assert!(base64::engine::general_purpose::STANDARD
+            .decode(&a)
+            .is_ok_and(|raw| raw.len() <= 64));
         assert!(!a.ends_with('='));
-        assert_eq!(block_position(&a), Some(0));
-        assert_eq!(block_position(&b), Some(u64::MAX));
-        assert_eq!(block_position("Zm9v"), None);
+        assert_ne!(block_id(w, 7), block_id(other, 7));
+        assert_eq!(parse_block_id(&a), Some((w, 0)));
+        assert_eq!(parse_block_id(&b), Some((other, u64::MAX)));
+        assert_eq!(parse_block_id("Zm9v"), None);
+        // the format of earlier versions is not ours any more
+        let old = base64::engine::general_purpose::STANDARD.encode(format!("adls-rest{:024}", 5));
+        assert_eq!(parse_block_id(&old), None);
     }
 
     #[test]
     fn put_block_request() {
+        let w = WriterId::from_hex("0123456789abcdef0123456789abcdef").expect("hex");
         let r = PutBlock {
             container: "c1c",
             blob: "dir/f.json",
+            writer: w,
             position: 5,
             body: Bytes::from_static(b"abc"),
             checksums: Checksums::default(),
@@ -499,10 +531,11 @@ mod tests {
             r.uri().to_string(),
             format!(
                 "http://127.0.0.1:10000/devstoreaccount1/c1c/dir/f.json?comp=block&blockid={}",
-                super::super::encode_query_value(&block_id(5))
+                super::super::encode_query_value(&block_id(w, 5))
             )
         );
         assert_eq!(r.headers()["content-length"], "3");
+        assert_eq!(r.headers()["content-type"], "application/octet-stream");
     }
 
     #[test]
@@ -542,10 +575,15 @@ mod tests {
             uncommitted: &["B".into(), "C".into()],
             content_type: None,
             metadata: &Metadata::new(),
+            content_md5: Some("XUFAKrxLKna5cZ2REBfFkg=="),
             conditions: &Conditions::default(),
         }
         .request(&ep())
         .expect("req");
+        assert_eq!(
+            r.headers()["x-ms-blob-content-md5"],
+            "XUFAKrxLKna5cZ2REBfFkg=="
+        );
         assert_eq!(
             std::str::from_utf8(r.body()).expect("utf8"),
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Committed>A</Committed><Uncommitted>B</Uncommitted><Uncommitted>C</Uncommitted></BlockList>"

@@ -134,6 +134,12 @@ impl AppendData<'_> {
             &[("action", "append"), ("position", &pos)],
         )?;
         let mut h = headers_with_length(self.body.len());
+        // Microsoft's SDKs always send one; a server may not read a body
+        // without it (the DFS Azurite of pull request 2635 stores nothing)
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/octet-stream"),
+        );
         self.checksums.apply(&mut h, &self.body)?;
         Ok(request(Method::PATCH, uri, h, self.body.clone()))
     }
@@ -152,6 +158,9 @@ pub struct FlushData<'a> {
     pub close: bool,
     /// `x-ms-content-type` to set.
     pub content_type: Option<&'a str>,
+    /// `x-ms-content-md5`: the base64 MD5 of the whole file after this flush,
+    /// stored (not checked) and returned as `Content-MD5` afterwards.
+    pub content_md5: Option<&'a str>,
     /// Etag conditions.
     pub conditions: &'a Conditions,
 }
@@ -174,6 +183,9 @@ impl FlushData<'_> {
         self.conditions.apply(&mut h)?;
         if let Some(ct) = self.content_type {
             insert(&mut h, "x-ms-content-type", ct)?;
+        }
+        if let Some(md5) = self.content_md5 {
+            insert(&mut h, "x-ms-content-md5", md5)?;
         }
         Ok(request(Method::PATCH, uri, h, Bytes::new()))
     }
@@ -447,7 +459,11 @@ mod tests {
         assert_eq!(r.uri().query(), Some("action=append&position=10"));
         assert_eq!(
             names(&r),
-            ["content-length: 5", "content-md5: XUFAKrxLKna5cZ2REBfFkg=="]
+            [
+                "content-length: 5",
+                "content-type: application/octet-stream",
+                "content-md5: XUFAKrxLKna5cZ2REBfFkg=="
+            ]
         );
         assert_eq!(r.body().as_ref(), b"hello");
 
@@ -457,12 +473,19 @@ mod tests {
             position: 15,
             close: true,
             content_type: None,
+            content_md5: Some("XUFAKrxLKna5cZ2REBfFkg=="),
             conditions: &Conditions::default(),
         }
         .request(&ep())
         .expect("req");
         assert_eq!(r.uri().query(), Some("action=flush&position=15&close=true"));
-        assert_eq!(names(&r), ["content-length: 0"]);
+        assert_eq!(
+            names(&r),
+            [
+                "content-length: 0",
+                "x-ms-content-md5: XUFAKrxLKna5cZ2REBfFkg=="
+            ]
+        );
     }
 
     #[test]

@@ -314,6 +314,67 @@ pub(crate) fn insert(h: &mut HeaderMap, name: &'static str, v: &str) -> Result<(
     Ok(())
 }
 
+/// Who writes: 16 random bytes, shown as 32 lower-case hex digits. Block ids
+/// on the Blob dialect carry it ([`blob::block_id`]), so two writers of one
+/// blob never replace each other's staged blocks, and a caller can store it
+/// (e.g. in metadata) to recognise its own files later.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriterId([u8; 16]);
+
+impl WriterId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        b[8..].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        WriterId(b)
+    }
+
+    /// One random id per process: the default writer of a [`crate::File`].
+    pub fn process() -> Self {
+        static ID: std::sync::OnceLock<WriterId> = std::sync::OnceLock::new();
+        *ID.get_or_init(WriterId::random)
+    }
+
+    /// Parses 32 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::config(format!(
+                "writer id `{}` is invalid; expected 32 hex digits",
+                s.escape_debug()
+            ))
+        };
+        if s.len() != 32 {
+            return Err(bad());
+        }
+        let mut b = [0u8; 16];
+        for (i, out) in b.iter_mut().enumerate() {
+            *out = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        Ok(WriterId(b))
+    }
+}
+
+impl std::fmt::Display for WriterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for WriterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WriterId({self})")
+    }
+}
+
+/// The base64 MD5 of `data`, as `Content-MD5` and `x-ms-content-md5` carry it.
+pub fn content_md5(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
 /// Transactional checksums of an append body, computed by the caller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checksums {
