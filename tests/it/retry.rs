@@ -13,9 +13,11 @@ use adls_rest::secret::Secret;
 use adls_rest::{
     Account, Checksums, Client, CreateMode, CreateOptions, Credential, Dialect, Error, FlushOptions,
 };
-use adls_tests::dfs_server::{DfsServer, Fault, Matcher};
+use adls_tests::dfs_server::{DfsServer, Fault, Matcher, Options, Reappend};
 use adls_tests::fault_proxy::{Action, FaultProxy, Plan, Rule};
-use adls_tests::{emulator_client, required_env, unique_name, ENV_AZURITE_HTTP};
+use adls_tests::{
+    dfs_emulator_endpoint, emulator_client, required_env, unique_name, ENV_AZURITE_HTTP,
+};
 use bytes::Bytes;
 use http::Method;
 
@@ -251,6 +253,48 @@ async fn flush_whose_answer_was_lost_is_reconciled() {
     );
 }
 
+/// What a file must hold after [`lost_append_then_more`] succeeded.
+const NOT_DUPLICATED: &[u8] = b"once\ntwice\n";
+
+/// Appends `once\n` at 0, whose first attempt the caller arranged to be
+/// applied with its answer lost, then `twice\n` at 5, and flushes at 11.
+async fn lost_append_then_more(file: &adls_rest::File) -> Result<(), Error> {
+    file.append(0, Bytes::from_static(b"once\n"), Checksums::default())
+        .await?;
+    file.append(5, Bytes::from_static(b"twice\n"), Checksums::default())
+        .await?;
+    file.flush(11, &FlushOptions::default()).await?;
+    Ok(())
+}
+
+/// The property every server must give: the scenario either succeeds with
+/// exactly the bytes sent once, or fails with nothing committed; never a file
+/// holding a duplicate.
+fn assert_not_duplicated(result: &Result<(), Error>, stored: &[u8]) {
+    match result {
+        Ok(()) => assert_eq!(
+            String::from_utf8_lossy(stored),
+            String::from_utf8_lossy(NOT_DUPLICATED)
+        ),
+        Err(e) => assert!(
+            stored.is_empty(),
+            "failed ({e:?}) but committed {:?}",
+            String::from_utf8_lossy(stored)
+        ),
+    }
+}
+
+fn appends_at_zero(server: &DfsServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.query("action").as_deref() == Some("append")
+                && r.query("position").as_deref() == Some("0")
+        })
+        .count()
+}
+
 #[tokio::test]
 async fn append_whose_answer_was_lost_is_not_duplicated() {
     let server = DfsServer::start().await;
@@ -259,16 +303,72 @@ async fn append_whose_answer_was_lost_is_not_duplicated() {
         times: 1,
         matching: appends(),
     });
-    file.append(0, Bytes::from_static(b"once\n"), Checksums::default())
+    let result = lost_append_then_more(&file).await;
+    assert_eq!(appends_at_zero(&server), 2, "the lost append was re-sent");
+    result
+        .as_ref()
+        .expect("a re-append replaces the staged chunk");
+    let stored = server
+        .file_contents(file_fs(&file), "dir/log.ndjson")
+        .unwrap_or_default();
+    assert_not_duplicated(&result, &stored);
+}
+
+/// The same against a server where re-sending an append stages its bytes a
+/// second time (the reference does not rule that out): a blind retry that then
+/// flushed whatever was staged would commit `once\nonce\n...`, and this test
+/// would catch it.
+#[tokio::test]
+async fn append_whose_answer_was_lost_is_not_duplicated_where_reappends_accumulate() {
+    let server = DfsServer::start_with(Options {
+        reappend: Reappend::Accumulate,
+        ..Options::default()
+    })
+    .await;
+    let (_client, file) = new_file(&server).await;
+    server.inject(Fault::DropResponseAfterApply {
+        times: 1,
+        matching: appends(),
+    });
+    let result = lost_append_then_more(&file).await;
+    assert_eq!(appends_at_zero(&server), 2, "the lost append was re-sent");
+    let stored = server
+        .file_contents(file_fs(&file), "dir/log.ndjson")
+        .unwrap_or_default();
+    assert_not_duplicated(&result, &stored);
+}
+
+/// The same through the fault proxy in front of the independent DFS emulator,
+/// which refuses an append at any position but the end of the staged data.
+#[tokio::test]
+async fn append_whose_answer_was_lost_is_not_duplicated_on_the_dfs_emulator() {
+    let emulator = dfs_emulator_endpoint();
+    let proxy = FaultProxy::start(emulator.trim_end_matches("/devstoreaccount1")).await;
+    let client = emulator_client(&format!("{}/devstoreaccount1", proxy.url()), Dialect::Dfs);
+    let fs = client.filesystem(&unique_name("lostapp")).expect("fs");
+    fs.create().await.expect("create fs");
+    let file = fs.file("dir/log.ndjson").expect("path");
+    file.create(&CreateOptions::default())
         .await
-        .expect("append");
-    file.flush(5, &FlushOptions::default())
-        .await
-        .expect("flush");
-    assert_eq!(
-        file.read().await.expect("read"),
-        Bytes::from_static(b"once\n")
+        .expect("create");
+    proxy.set_plan(
+        Plan::new().rule(
+            Rule::new(Action::DropResponse)
+                .query_contains("action=append")
+                .first_n(1),
+        ),
     );
+    let result = lost_append_then_more(&file).await;
+    proxy.set_plan(Plan::pass());
+    assert!(proxy.stats().dropped_responses >= 1, "{:?}", proxy.stats());
+    if let Err(e) = &result {
+        // Emulator: the re-sent append is refused with 409 ConditionNotMet
+        // ("Append position 0 does not match the expected offset 5").
+        assert_eq!(e.error_code(), Some("ConditionNotMet"), "{e:?}");
+    }
+    let stored = file.read().await.expect("read");
+    assert_not_duplicated(&result, &stored);
+    fs.delete().await.expect("cleanup");
 }
 
 #[tokio::test]

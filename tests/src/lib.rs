@@ -1,9 +1,11 @@
 //! Shared harness for the end-to-end tests: where Azurite runs, unique names,
 //! a spec-following DFS test server and a fault-injecting proxy.
 //!
-//! `cargo xtask integration` starts Azurite and exports its endpoints through
-//! the environment variables below; a test that needs Azurite and does not find
-//! them fails with a message that says how to start it.
+//! `cargo xtask integration` starts Azurite and the independent DFS emulator
+//! and exports their endpoints through the environment variables below; a test
+//! that needs one and does not find them fails with a message that says how to
+//! start it. Every test that needs the DFS emulator has `dfs_emulator` in its
+//! name, so that a run without the emulator skips them by that marker.
 
 pub mod azurite;
 pub mod dfs_server;
@@ -20,6 +22,16 @@ pub const ENV_CA_PEM: &str = "ADLS_TEST_CA_PEM";
 /// for tests that start and stop their own instance.
 pub const ENV_AZURITE_DIR: &str = "ADLS_TEST_AZURITE_DIR";
 
+/// Account endpoint of the independent DFS emulator (Azurite built from
+/// Azure/Azurite pull request #2635), path style, Blob and DFS on the same port:
+/// `http://127.0.0.1:PORT/devstoreaccount1`.
+pub const ENV_AZURITE_DFS: &str = "ADLS_TEST_AZURITE_DFS";
+/// The DFS emulator's `main.js`, for tests that start an instance of their own
+/// ([`azurite::OwnAzurite::start_dfs_emulator`]).
+pub const ENV_AZURITE_DFS_MAIN: &str = "ADLS_TEST_AZURITE_DFS_MAIN";
+/// A Node.js 22+ binary that runs the DFS emulator.
+pub const ENV_NODE22: &str = "ADLS_TEST_NODE22";
+
 /// Azurite's well-known development account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 /// Azurite's well-known development account key (public, documented by Microsoft).
@@ -35,6 +47,27 @@ pub fn required_env(name: &str) -> String {
              (it installs Azurite from npm, starts it on free loopback ports and exports {name})."
         ),
     }
+}
+
+/// Reads a variable that `cargo xtask integration` exports only when the
+/// independent DFS emulator is available, panicking with instructions if absent.
+/// Tests calling it must carry `dfs_emulator` in their name.
+pub fn required_dfs_emulator_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the independent DFS emulator (Azurite with the \
+             ADLS Gen2 endpoint, ../shared/azurite-dfs/). Run it with `cargo xtask integration` \
+             (it installs Node.js 22 and the emulator under target/, starts it on a free \
+             loopback port and exports {name}); without the tarball, xtask skips the tests \
+             named `dfs_emulator`."
+        ),
+    }
+}
+
+/// The endpoint of the shared DFS emulator instance ([`ENV_AZURITE_DFS`]).
+pub fn dfs_emulator_endpoint() -> String {
+    required_dfs_emulator_env(ENV_AZURITE_DFS)
 }
 
 /// A fresh, valid container / filesystem name, unique per call (tests run in parallel and rerun).

@@ -23,7 +23,7 @@ usage: cargo xtask <command> [args]
 
 commands:
   demo [-- --rate N --seconds N]       start Azurite and run the logger demo: a simulated gateway, live progress, summary
-  integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth), run the `tests` package, stop Azurite
+  integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth) and the DFS emulator, run the `tests` package, stop them
   vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
   fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
   bench [--quick] [--soak]             benchmarks vs object_store, opendal, the Python SDK: markdown table, BENCH/RATIO lines, JSON in target/bench/

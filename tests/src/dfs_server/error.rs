@@ -68,6 +68,7 @@ fn documented_message(code: &str) -> &'static str {
         "AuthenticationFailed" => "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         "ConditionNotMet" => "The condition specified using HTTP conditional header(s) is not met.",
         "ContentLengthMustBeZero" => "The Content-Length request header must be zero.",
+        "Crc64Mismatch" => "The CRC64 value specified in the request did not match with the CRC64 value calculated by the server.",
         "DirectoryNotEmpty" => "The recursive query parameter value must be true to delete a non-empty directory.",
         "FilesystemAlreadyExists" => "The specified filesystem already exists.",
         "FilesystemNotFound" => "The specified filesystem does not exist.",

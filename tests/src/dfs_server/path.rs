@@ -12,7 +12,9 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::conditions::{Conditions, Verdict};
-use super::error::{condition_not_met, fs_not_found, invalid_param, path_not_found, ApiError};
+use super::error::{
+    condition_not_met, fs_not_found, invalid_header, invalid_param, path_not_found, ApiError,
+};
 use super::state::{
     next_etag, quoted, ContentHeaders, Kind, Node, State, DIR_PERMISSIONS, FILE_PERMISSIONS,
     SUPERUSER,
@@ -180,6 +182,7 @@ impl State {
         let properties = parse_properties(req.headers.get("x-ms-properties"))?;
         let conditions = Conditions::parse(&req.headers)?;
         let content = ContentHeaders::from_request(&req.headers);
+        let content_md5 = stored_content_md5(&req.headers)?;
         let State {
             filesystems,
             etag_seq,
@@ -191,6 +194,7 @@ impl State {
         conditions.check_write(node.stamp())?;
         node.properties = properties;
         node.content.merge(content);
+        node.content_md5 = content_md5;
         node.etag = next_etag(etag_seq);
         node.last_modified = OffsetDateTime::now_utc();
         Ok(empty(
@@ -246,6 +250,8 @@ impl State {
             .header("x-ms-lease-status", "unlocked")
             .header("x-ms-server-encrypted", "true");
         b = node.content.write(b, !node.is_dir());
+        // The stored MD5 describes the whole file: not sent with a range.
+        let stored_md5 = node.content_md5.as_deref();
         if !node.properties.is_empty() {
             b = b.header("x-ms-properties", render_properties(&node.properties));
         }
@@ -254,6 +260,9 @@ impl State {
             Kind::Directory => &[],
         };
         if !with_body {
+            if let Some(md5) = stored_md5 {
+                b = b.header("content-md5", md5);
+            }
             return Ok(finish(
                 b.header(header::CONTENT_LENGTH, node.len()),
                 Bytes::new(),
@@ -262,6 +271,9 @@ impl State {
         let total = data.len() as u64;
         let (start, end) = match requested_range(&req.headers)? {
             RangeRequest::Whole => {
+                if let Some(md5) = stored_md5 {
+                    b = b.header("content-md5", md5);
+                }
                 return Ok(finish(
                     b.header(header::CONTENT_LENGTH, total),
                     Bytes::copy_from_slice(data),
@@ -319,6 +331,22 @@ impl State {
         f.paths
             .retain(|key, _| key.as_slice() != path && !is_descendant(key));
         Ok(empty(ctx.builder(StatusCode::OK)))
+    }
+}
+
+/// `x-ms-content-md5` of a flush or set properties: "The service stores this
+/// value and includes it in the Content-Md5 response header for Read & Get
+/// Properties operations. If this property is not specified on the request,
+/// then the property will be cleared for the file." It must be the base64 of
+/// 16 bytes (else 400 `InvalidHeaderValue`); it is not compared with the data.
+pub(super) fn stored_content_md5(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("x-ms-content-md5") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    match B64.decode(text) {
+        Ok(digest) if digest.len() == 16 => Ok(Some(text.to_owned())),
+        _ => Err(invalid_header("x-ms-content-md5", text)),
     }
 }
 

@@ -20,6 +20,7 @@ pub(super) const FILE_PERMISSIONS: &str = "rw-r-----";
 pub(super) struct State {
     pub(super) account: String,
     pub(super) page_size: usize,
+    pub(super) reappend: super::Reappend,
     pub(super) filesystems: BTreeMap<String, Filesystem>,
     pub(super) etag_seq: u64,
 }
@@ -39,6 +40,9 @@ pub(super) struct Node {
     pub(super) created: OffsetDateTime,
     pub(super) properties: Vec<(String, String)>,
     pub(super) content: ContentHeaders,
+    /// `x-ms-content-md5` of the last flush or set properties (base64), returned
+    /// as `Content-MD5` by get properties and whole-file reads; never verified.
+    pub(super) content_md5: Option<String>,
 }
 
 pub(super) enum Kind {
@@ -59,6 +63,7 @@ impl Node {
             created: now,
             properties: Vec::new(),
             content: ContentHeaders::default(),
+            content_md5: None,
         }
     }
 

@@ -3,6 +3,7 @@
 use md5::{Digest, Md5};
 
 use super::*;
+use crate::dfs_server::append_flush::crc64;
 use crate::dfs_server::wire::JSON_TYPE;
 
 #[tokio::test]
@@ -280,4 +281,164 @@ async fn content_md5_is_checked() {
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
+#[test]
+fn crc64_is_azures() {
+    // The catalogue's check value of CRC-64/NVME, the polynomial Azure Storage uses.
+    assert_eq!(crc64(b"123456789"), 0xAE8B_1486_0A79_9888);
+    assert_eq!(crc64(b""), 0);
+}
+
+#[tokio::test]
+async fn content_crc64_is_checked_and_not_stored() {
+    let (server, client, fs) = with_filesystem(Options::default()).await;
+    let url = format!("{fs}/f.txt");
+    create_file(&client, &url).await;
+    let good = B64.encode(crc64(b"abc").to_le_bytes());
+    let bad = B64.encode(crc64(b"abd").to_le_bytes());
+    let append_url = format!("{url}?action=append&position=0");
+    let r = send(
+        &client,
+        Method::PATCH,
+        &append_url,
+        &[("x-ms-content-crc64", &bad)],
+        b"abc",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), Some("Crc64Mismatch"));
+    let r = send(
+        &client,
+        Method::PATCH,
+        &append_url,
+        &[("x-ms-content-crc64", "bm9wZQ==")],
+        b"abc",
+    )
+    .await;
+    assert_eq!(r.error_code(), Some("InvalidHeaderValue"));
+    // nothing was staged by the refused appends
+    assert_eq!(
+        flush(&client, &url, 3).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = send(
+        &client,
+        Method::PATCH,
+        &append_url,
+        &[("x-ms-content-crc64", &good)],
+        b"abc",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(flush(&client, &url, 3).await.status, StatusCode::OK);
+    assert_eq!(
+        server.file_contents("fs1", "f.txt").as_deref(),
+        Some(&b"abc"[..])
+    );
+    let head = send(&client, Method::HEAD, &url, &[], b"").await;
+    assert_eq!(head.header("x-ms-content-crc64"), None);
+    assert_eq!(head.header("content-md5"), None);
+}
+
+#[tokio::test]
+async fn flush_content_md5_is_stored_returned_and_cleared() {
+    let (_server, client, fs) = with_filesystem(Options::default()).await;
+    let url = format!("{fs}/f.txt");
+    create_file(&client, &url).await;
+    append(&client, &url, 0, b"hello").await;
+    // Stored as given, not compared with the data (a digest of other bytes).
+    let claimed = B64.encode(Md5::digest(b"not the data"));
+    let r = send(
+        &client,
+        Method::PATCH,
+        &format!("{url}?action=flush&position=5"),
+        &[("x-ms-content-md5", &claimed)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-md5"), None);
+    let head = send(&client, Method::HEAD, &url, &[], b"").await;
+    assert_eq!(head.header("content-md5"), Some(claimed.as_str()));
+    let get = read(&client, &url).await;
+    assert_eq!(get.header("content-md5"), Some(claimed.as_str()));
+    assert_eq!(&get.body[..], b"hello");
+    // A range read does not carry the whole file's digest.
+    let part = send(
+        &client,
+        Method::GET,
+        &url,
+        &[("x-ms-range", "bytes=0-1")],
+        b"",
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.header("content-md5"), None);
+    // Repeating the same flush changes nothing, not even the ETag.
+    let again = send(
+        &client,
+        Method::PATCH,
+        &format!("{url}?action=flush&position=5"),
+        &[("x-ms-content-md5", &claimed)],
+        b"",
+    )
+    .await;
+    assert_eq!(again.header("etag"), r.header("etag"));
+    // Malformed: 400, nothing changes.
+    let bad = send(
+        &client,
+        Method::PATCH,
+        &format!("{url}?action=flush&position=5"),
+        &[("x-ms-content-md5", "bm9wZQ==")],
+        b"",
+    )
+    .await;
+    assert_eq!(bad.error_code(), Some("InvalidHeaderValue"));
+    // A flush without it clears it.
+    let cleared = flush(&client, &url, 5).await;
+    assert_eq!(cleared.status, StatusCode::OK);
+    assert_ne!(cleared.header("etag"), r.header("etag"));
+    let head = send(&client, Method::HEAD, &url, &[], b"").await;
+    assert_eq!(head.header("content-md5"), None);
+    // Set properties stores it too.
+    let set = send(
+        &client,
+        Method::PATCH,
+        &format!("{url}?action=setProperties"),
+        &[("x-ms-content-md5", &claimed)],
+        b"",
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK);
+    let head = send(&client, Method::HEAD, &url, &[], b"").await;
+    assert_eq!(head.header("content-md5"), Some(claimed.as_str()));
+}
+
+#[tokio::test]
+async fn accumulating_server_stages_a_reappend_twice() {
+    let (server, client, fs) = with_filesystem(Options {
+        reappend: Reappend::Accumulate,
+        ..Options::default()
+    })
+    .await;
+    let url = format!("{fs}/f.txt");
+    create_file(&client, &url).await;
+    assert_eq!(
+        append(&client, &url, 0, b"once\n").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        append(&client, &url, 0, b"once\n").await.status,
+        StatusCode::ACCEPTED
+    );
+    // Everything staged must be flushed at once: not the single length ...
+    let r = flush(&client, &url, 5).await;
+    assert_eq!(r.error_code(), Some("InvalidFlushPosition"));
+    // ... but the doubled one, which commits the duplicate.
+    assert_eq!(flush(&client, &url, 10).await.status, StatusCode::OK);
+    assert_eq!(
+        server.file_contents("fs1", "f.txt").as_deref(),
+        Some(&b"once\nonce\n"[..])
+    );
 }
