@@ -3,9 +3,15 @@
 //! - `azurite_blob`: every Blob-dialect operation against Azurite over HTTP.
 //! - `azurite_https`: Shared Key and bearer tokens over HTTPS with a generated CA.
 //! - `pool`: connection reuse, idle eviction, in-flight limits.
-//! - `dfs`: the DFS dialect against the in-repo DFS server (and a live account when configured).
+//! - `dfs`: the DFS contract against the in-repo DFS server, the independent DFS
+//!   emulator (its quirks asserted), and a live account when configured.
 //! - `retry`: retries resend identical bytes, re-sign, and reconcile ambiguous attempts.
 //! - `cli`: the `adls` tool against Azurite.
+//! - `logger`: llm-log-callback end to end: volume, faults, outages, overflow, layouts.
+//! - `matrix`: every id exactly once for server × layout × fault (`MATRIX` lines).
+//! - `ledger`: the ledger's corners (shared names, duplicate ids, poisoned spill files,
+//!   abandoned commits, SIGKILL).
+//! - `identity`, `secrets`: Entra ID credentials; no secret in any output.
 
 mod azurite_blob;
 mod azurite_https;

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use adls_rest::Dialect;
+use adls_tests::azurite::OwnAzurite;
 use adls_tests::dfs_server::DfsServer;
 use adls_tests::fault_proxy::{Action, Plan, Rule};
 use adls_tests::{
@@ -22,9 +23,6 @@ use adls_tests::{
     unique_name, ENV_AZURITE_HTTP,
 };
 use llm_log_callback::{Config, LayoutMode, Logger, SpillConfig};
-
-/// Endpoint of the independent DFS emulator (Azurite with pull request 2635).
-pub const ENV_AZURITE_DFS: &str = "ADLS_TEST_AZURITE_DFS";
 
 #[derive(Debug, Clone, Copy)]
 enum Server {
@@ -41,7 +39,14 @@ enum Fault {
     Resets,
     /// Requests that reach storage, whose answers are lost.
     LostResponses,
-    /// Storage unreachable for a while (every request reset), then back.
+    /// Storage stopped and back: Azurite is stopped (SIGTERM) and restarted
+    /// with its data, an instance of the test's own. The emulator does not
+    /// survive a restart with data (afterwards it answers 500 `blob.properties
+    /// .lastModified.toUTCString is not a function` to listings and creates
+    /// under a directory it reloaded): it is frozen (SIGSTOP) and thawed
+    /// instead, so requests hang rather than fail. The in-process in-repo
+    /// server cannot restart with its data: there, the proxy resets every
+    /// request for the same while.
     Outage,
 }
 
@@ -98,19 +103,51 @@ struct Upstream {
     endpoint: String,
     dialect: Dialect,
     _server: Option<DfsServer>,
+    /// An instance of the test's own, which can be stopped and restarted.
+    own: Option<OwnAzurite>,
 }
 
-async fn upstream(server: Server) -> Upstream {
+impl Upstream {
+    /// Takes storage away: stops or freezes the own instance, or resets every request.
+    fn go_down(&mut self, proxy: &adls_tests::fault_proxy::FaultProxy) {
+        match (&mut self.own, self.dialect) {
+            (Some(own), Dialect::Blob) => tokio::task::block_in_place(|| own.stop()),
+            (Some(own), Dialect::Dfs) => own.freeze(),
+            (None, _) => proxy.set_plan(Plan::new().rule(Rule::new(Action::ResetMidRequest))),
+        }
+    }
+
+    /// Brings storage back, with the data it had.
+    fn come_back(&mut self, proxy: &adls_tests::fault_proxy::FaultProxy) {
+        match (&mut self.own, self.dialect) {
+            (Some(own), Dialect::Blob) => tokio::task::block_in_place(|| own.resume()),
+            (Some(own), Dialect::Dfs) => own.thaw(),
+            (None, _) => proxy.set_plan(Plan::pass()),
+        }
+    }
+}
+
+async fn upstream(server: Server, restartable: bool) -> Upstream {
+    let own = |own: OwnAzurite, dialect| Upstream {
+        endpoint: own.endpoint(),
+        dialect,
+        _server: None,
+        own: Some(own),
+    };
     match server {
+        Server::AzuriteBlob if restartable => own(OwnAzurite::start(), Dialect::Blob),
+        Server::EmulatorDfs if restartable => own(OwnAzurite::start_dfs_emulator(), Dialect::Dfs),
         Server::AzuriteBlob => Upstream {
             endpoint: required_env(ENV_AZURITE_HTTP),
             dialect: Dialect::Blob,
             _server: None,
+            own: None,
         },
         Server::EmulatorDfs => Upstream {
-            endpoint: required_env(ENV_AZURITE_DFS),
+            endpoint: adls_tests::dfs_emulator_endpoint(),
             dialect: Dialect::Dfs,
             _server: None,
+            own: None,
         },
         Server::InRepoDfs => {
             let s = DfsServer::start().await;
@@ -118,6 +155,7 @@ async fn upstream(server: Server) -> Upstream {
                 endpoint: s.endpoint(),
                 dialect: Dialect::Dfs,
                 _server: Some(s),
+                own: None,
             }
         }
     }
@@ -125,7 +163,7 @@ async fn upstream(server: Server) -> Upstream {
 
 /// One cell: `n` records through `layout` with `fault`, read back.
 async fn cell(server: Server, layout_name: &str, layout: LayoutMode, fault: Fault) -> Counts {
-    let up = upstream(server).await;
+    let mut up = upstream(server, matches!(fault, Fault::Outage)).await;
     let (proxy, client) = crate::ledger::proxied(&up.endpoint, up.dialect).await;
     let fs_name = unique_name("matrix");
     let spill = std::env::temp_dir().join(format!("llm-log-matrix-{}", uuid::Uuid::new_v4()));
@@ -158,8 +196,7 @@ async fn cell(server: Server, layout_name: &str, layout: LayoutMode, fault: Faul
         .collect();
     for (i, id) in ids.iter().enumerate() {
         if matches!(fault, Fault::Outage) && i as u64 == n / 3 {
-            // storage goes away: every request is reset until it is back
-            proxy.set_plan(Plan::new().rule(Rule::new(Action::ResetMidRequest)));
+            up.go_down(&proxy);
         }
         if matches!(fault, Fault::Outage) && i as u64 == 2 * n / 3 {
             // down until batches have outlived the retry window and spilled
@@ -167,7 +204,7 @@ async fn cell(server: Server, layout_name: &str, layout: LayoutMode, fault: Faul
             while logger.metrics().spilled == 0 && t0.elapsed() < Duration::from_secs(30) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            proxy.set_plan(Plan::pass());
+            up.come_back(&proxy);
         }
         logger
             .log_async(serde_json::from_value(sample_record(id, i as u64)).expect("record"))
@@ -276,7 +313,7 @@ matrix_rows! {
 #[test]
 fn dfs_emulator_ship_stores_real_litellm_records_in_every_layout() {
     use std::io::Write as _;
-    let endpoint = required_env(ENV_AZURITE_DFS);
+    let endpoint = adls_tests::dfs_emulator_endpoint();
     let ship = adls_tests::cargo_build(
         &["--package", "llm-log-callback", "--example", "ship"],
         "examples/ship",

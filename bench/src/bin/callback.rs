@@ -2,10 +2,13 @@
 //! and RSS are the logger's own), with a counting global allocator.
 //!
 //! - `callback e2e --endpoint URL --layout per-record|batch|rolling
-//!   [--records N] [--budget-s S]`: N realistic records (built before the
-//!   clock starts) through the logger into a fresh container. Batch and
-//!   rolling: time until `flush()` returns with everything written. Per-record
-//!   (slow): records written within the budget.
+//!   [--records N] [--budget-s S] [--verify on|off] [--checksums md5|crc64|none]`:
+//!   N realistic records (built before the clock starts) through the logger
+//!   into a fresh container. Batch and rolling: time until `flush()` returns
+//!   with everything written. Per-record (slow): records written within the
+//!   budget. `--verify off` sets `Config::unverified_for_benchmarks` (no
+//!   check after the commit); `--checksums` the transactional checksums
+//!   (default: the library's, `Content-MD5`).
 //! - `callback saturate --endpoint URL [--seconds S]`: 4 producer tasks call
 //!   `log_async` as fast as the logger takes records, then `flush()`.
 //! - `callback hotpath --endpoint URL [--seconds S] [--rate R]`: 4 producer
@@ -147,12 +150,33 @@ async fn e2e(args: &Args) -> Result<Value, String> {
     };
     let n: u64 = arg(args, "records", 50_000);
     let budget = Duration::from_secs_f64(arg(args, "budget-s", 15.0));
+    let mut cfg = config(&fresh_container(), layout.clone());
+    match arg(args, "verify", "on".to_string()).as_str() {
+        "on" => {}
+        "off" => cfg.unverified_for_benchmarks = true,
+        other => return Err(format!("--verify `{other}`: expected on or off")),
+    }
+    if let Some(v) = args.get("checksums") {
+        cfg.checksums = match v.as_str() {
+            "md5" => adls_rest::Checksums {
+                md5: true,
+                crc64: false,
+            },
+            "crc64" => adls_rest::Checksums {
+                md5: false,
+                crc64: true,
+            },
+            "none" => adls_rest::Checksums::default(),
+            other => return Err(format!("--checksums `{other}`: expected md5, crc64 or none")),
+        };
+    }
+    let (verified, checksums) = (!cfg.unverified_for_benchmarks, cfg.checksums);
     let client = client(args)?;
-    let container = fresh_container();
+    let container = cfg.filesystem.clone();
     let producers = 4u64;
     let batches: Vec<Vec<LogRecord>> = (0..producers).map(|p| records(p, n / producers)).collect();
     let total = n / producers * producers;
-    let logger = Logger::start(client.clone(), config(&container, layout.clone()))
+    let logger = Logger::start(client.clone(), cfg)
         .await
         .map_err(|e| e.to_string())?;
     let requests0 = client.stats().requests_sent;
@@ -211,6 +235,7 @@ async fn e2e(args: &Args) -> Result<Value, String> {
     for t in tasks {
         t.abort();
     }
+    let md5_ns_per_byte = md5_ns_per_byte();
     let _ = logger.shutdown(Duration::from_millis(500)).await;
     // keep Azurite's memory flat across runs
     if let Ok(fs) = client.filesystem(&container) {
@@ -227,9 +252,31 @@ async fn e2e(args: &Args) -> Result<Value, String> {
         "requests": requests,
         "requests_per_record": requests as f64 / written.max(1) as f64,
         "files": m.files,
+        "requests_per_file": requests as f64 / m.files.max(1) as f64,
+        "verified": verified,
+        "written_bytes": m.written_bytes,
+        // one MD5 pass over everything written, at the rate measured below
+        "md5_pass_cpu_s": m.written_bytes as f64 * md5_ns_per_byte / 1e9,
+        "md5_ns_per_byte": md5_ns_per_byte,
+        "checksums": format!("{checksums:?}"),
         "cpu_s": cpu.as_secs_f64(),
         "metrics": metrics_json(&m),
     }))
+}
+
+/// Nanoseconds per byte of `adls_rest::content_md5` (the MD5 the logger
+/// computes for a block's `Content-MD5` and for the commit), timed on 8 MiB
+/// of NDJSON-like bytes after the run, best of five.
+fn md5_ns_per_byte() -> f64 {
+    let line = gateway_record(0, 0).to_string();
+    let buf: Vec<u8> = line.bytes().chain([b'\n']).cycle().take(8 << 20).collect();
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(adls_rest::content_md5(std::hint::black_box(&buf)));
+            t.elapsed().as_nanos() as f64 / buf.len() as f64
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// A ring of realistic records, cloned per call.

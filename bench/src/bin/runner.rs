@@ -7,7 +7,7 @@
 //! `cargo xtask bench [--quick]` builds it, starts Azurite and a venv for the
 //! Python peer, and calls it; by hand:
 //! `runner [--quick] [--soak] --out DIR [--azurite URL] [--python PATH --peer PATH]
-//! [--only sign,storage,e2e,saturate,hotpath,soak] [--soak-seconds S]`.
+//! [--only sign,storage,e2e,verify,saturate,hotpath,soak] [--soak-seconds S]`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -27,6 +27,8 @@ struct Plan {
     storage_requests: usize,
     e2e_rounds: usize,
     e2e_records: u64,
+    verify_rounds: usize,
+    verify_records: u64,
     slow_budget_s: f64,
     saturate_rounds: usize,
     saturate_s: f64,
@@ -46,6 +48,8 @@ impl Plan {
                 storage_requests: 20_000,
                 e2e_rounds: 1,
                 e2e_records: 100_000,
+                verify_rounds: 2,
+                verify_records: 100_000,
                 slow_budget_s: 10.0,
                 saturate_rounds: 3,
                 saturate_s: 4.0,
@@ -62,6 +66,8 @@ impl Plan {
                 storage_requests: 20_000,
                 e2e_rounds: 3,
                 e2e_records: 100_000,
+                verify_rounds: 7,
+                verify_records: 200_000,
                 slow_budget_s: 15.0,
                 saturate_rounds: 3,
                 saturate_s: 10.0,
@@ -180,7 +186,7 @@ fn main() {
     let azurite: Option<String> = args.get("azurite").cloned();
     let python: Option<String> = args.get("python").cloned();
     let peer: Option<String> = args.get("peer").cloned();
-    let all = "sign,storage,e2e,saturate,hotpath";
+    let all = "sign,storage,e2e,verify,saturate,hotpath";
     let mut only: String = arg(&args, "only", all.to_string());
     if (!quick || args.contains_key("soak")) && !args.contains_key("only") {
         only.push_str(",soak");
@@ -216,6 +222,7 @@ fn main() {
                 ),
                 None => Err("no --azurite URL: skipped".into()),
             },
+            "verify" => verify(&ctx, &plan, azurite.as_deref(), &mut report),
             "saturate" => saturate(&ctx, &plan, &mut report),
             "hotpath" => hotpath(&ctx, &plan, &mut report),
             "soak" => soak(&ctx, &plan, &mut report),
@@ -423,9 +430,15 @@ struct Sink {
 
 impl Sink {
     fn start(ctx: &Ctx) -> Res<Sink> {
+        Sink::start_with(ctx, &[])
+    }
+
+    /// The sink with extra flags (`--keep-data`, `--no-md5`).
+    fn start_with(ctx: &Ctx, flags: &[&str]) -> Res<Sink> {
         let mut child = ctx
             .bin("sink")
             .args(["--threads", "2"])
+            .args(flags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -753,6 +766,222 @@ fn e2e(
     report.ratio("e2e_records_per_s_batch_vs_python_sdk", b, py, None);
     report.ratio("e2e_records_per_s_per_record_vs_python_sdk", pr, py, None);
     report.raw.insert("e2e", runs);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 3b. What verified writes cost, end to end
+
+/// The variants of `verify`: (name, `callback e2e` flags, what).
+const VERIFY_VARIANTS: [(&str, &[&str], &str); 5] = [
+    (
+        "verified",
+        &[],
+        "verified (the default): Content-MD5 on every block, the file's MD5 at the commit, one HEAD after it",
+    ),
+    (
+        "unverified",
+        &["--verify", "off"],
+        "`unverified_for_benchmarks: true`: Content-MD5 on every block and the file's MD5 at the commit, no check after it",
+    ),
+    (
+        "verified_nochecksum",
+        &["--checksums", "none"],
+        "verified with `checksums: none`: no Content-MD5 on blocks; the file's MD5 at the commit and the HEAD after it",
+    ),
+    (
+        "verified_crc64",
+        &["--checksums", "crc64"],
+        "verified with `checksums: crc64`: x-ms-content-crc64 on every block instead of Content-MD5; the file's MD5 at the commit and the HEAD after it",
+    ),
+    (
+        "bare",
+        &["--verify", "off", "--checksums", "none"],
+        "neither: no Content-MD5 on blocks, no check after the commit (the file's MD5 is still computed for the commit)",
+    ),
+];
+
+/// The logger end to end (batch layout, the `e2e` scenario) verified vs not,
+/// into Azurite and into the sink (which keeps each blob's MD5 and metadata,
+/// so verification needs no read-back), plus, into a sink that keeps no MD5,
+/// verified with a read-back. Interleaved: every round runs every variant
+/// against every target, in an order that rotates.
+fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) -> Res<()> {
+    let sink = Sink::start(ctx)?;
+    let readback_sink = Sink::start_with(ctx, &["--no-md5"])?;
+    let mut targets: Vec<(&str, String)> = Vec::new();
+    match azurite {
+        Some(url) => targets.push(("azurite", url.to_string())),
+        None => report
+            .notes
+            .push("verify: no --azurite URL: into the sink only".into()),
+    }
+    targets.push(("sink", sink.account_url()));
+    // (target, variant, endpoint, flags)
+    let mut runs_plan: Vec<(&str, &str, String, Vec<&str>)> = Vec::new();
+    for (t, url) in &targets {
+        for (v, flags, _) in VERIFY_VARIANTS {
+            runs_plan.push((t, v, url.clone(), flags.to_vec()));
+        }
+    }
+    runs_plan.push(("sink", "verified_readback", readback_sink.account_url(), vec![]));
+    let mut runs = Vec::new();
+    for round in 0..plan.verify_rounds {
+        for k in 0..runs_plan.len() {
+            let (t, v, url, flags) = &runs_plan[(k + round) % runs_plan.len()];
+            let sink_pid = match (*t, *v) {
+                ("sink", "verified_readback") => Some(readback_sink.child.id()),
+                ("sink", _) => Some(sink.child.id()),
+                _ => None,
+            };
+            let sink_cpu0 = sink_pid.and_then(proc_cpu_s);
+            let result = run_child(
+                ctx.bin("callback")
+                    .args(["e2e", "--endpoint", url, "--layout", "batch", "--records"])
+                    .arg(plan.verify_records.to_string())
+                    .args(flags),
+            );
+            let mut r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("  round {round} {t} {v}: {e}");
+                    report
+                        .notes
+                        .push(format!("verify {t} {v} (round {round}) failed: {e}"));
+                    continue;
+                }
+            };
+            r["target"] = json!(t);
+            r["variant"] = json!(v);
+            r["round"] = json!(round);
+            if let (Some(a), Some(b)) = (sink_cpu0, sink_pid.and_then(proc_cpu_s)) {
+                r["sink_cpu_s"] = json!(b - a);
+            }
+            eprintln!(
+                "  round {round} {t:<7} {v:<19} {:>9.0} records/s {:>5.2} µs CPU/record {:>4.1} requests/batch ({} files)",
+                num(&r, "/records_per_s").unwrap_or(0.0),
+                num(&r, "/cpu_s").unwrap_or(0.0) * 1e6 / num(&r, "/written").unwrap_or(1.0),
+                num(&r, "/requests_per_file").unwrap_or(0.0),
+                r["files"],
+            );
+            runs.push(r);
+        }
+    }
+    let mut variants: Vec<(&str, &str, &str)> = Vec::new();
+    for (t, _) in &targets {
+        for (v, _, what) in VERIFY_VARIANTS {
+            variants.push((t, v, what));
+        }
+    }
+    variants.push((
+        "sink",
+        "verified_readback",
+        "verified, into a sink that keeps no MD5 (`--no-md5`): the HEAD finds none, so the batch is read back (GET with x-ms-range) and compared",
+    ));
+    for (t, v, what) in &variants {
+        let f = |r: &Value| r["target"] == *t && r["variant"] == *v;
+        let rps = med(&runs, f, "/records_per_s");
+        report.figure(
+            "verify",
+            format!("verify_{v}_e2e_{t}_records_per_s"),
+            rps,
+            "records/s",
+            format!("{what}; {} records, batch layout, into {t}", plan.verify_records),
+        );
+        let cpu: Vec<f64> = runs
+            .iter()
+            .filter(|r| f(r))
+            .filter_map(|r| Some(num(r, "/cpu_s")? * 1e6 / num(r, "/written")?))
+            .collect();
+        report.figure(
+            "verify",
+            format!("verify_{v}_e2e_{t}_cpu_us_per_record"),
+            median(&cpu),
+            "µs",
+            "logger process CPU (user+sys) per record, producers included",
+        );
+        report.figure(
+            "verify",
+            format!("verify_{v}_e2e_{t}_requests_per_batch"),
+            med(&runs, f, "/requests_per_file"),
+            "req/batch",
+            "the logger's `metrics().requests` / `files`",
+        );
+    }
+    // the share of the logger's CPU one MD5 pass over the written bytes takes
+    let share: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| Some(num(r, "/md5_pass_cpu_s")? / num(r, "/cpu_s")?))
+        .collect();
+    report.figure(
+        "verify",
+        "verify_md5_pass_share_of_cpu",
+        median(&share),
+        "fraction",
+        "one MD5 pass over every byte written, as a share of the logger's CPU in a run (MD5 speed timed in the same process)",
+    );
+    report.figure(
+        "verify",
+        "verify_md5_mb_per_s",
+        med(&runs, |_| true, "/md5_ns_per_byte").map(|ns| 1e3 / ns),
+        "MB/s",
+        "adls_rest::content_md5 on one core, 8 MiB of NDJSON",
+    );
+    for (t, _) in &targets {
+        let g = |report: &Report, v: &str, k: &str| report.get(&format!("verify_{v}_e2e_{t}_{k}"));
+        for (num_v, den_v, target) in [
+            ("verified", "unverified", Some((">=", 0.95))),
+            ("verified", "verified_nochecksum", None),
+            ("verified", "bare", Some((">=", 0.95))),
+            ("verified_crc64", "verified", None),
+        ] {
+            report.ratio(
+                format!("{num_v}_vs_{den_v}_e2e_{t}"),
+                g(report, num_v, "records_per_s"),
+                g(report, den_v, "records_per_s"),
+                target,
+            );
+            report.ratio(
+                format!("{num_v}_vs_{den_v}_cpu_per_record_e2e_{t}"),
+                g(report, num_v, "cpu_us_per_record"),
+                g(report, den_v, "cpu_us_per_record"),
+                None,
+            );
+        }
+        if *t == "sink" {
+            report.ratio(
+                "verified_readback_vs_unverified_e2e_sink",
+                g(report, "verified_readback", "records_per_s"),
+                g(report, "unverified", "records_per_s"),
+                None,
+            );
+        }
+        let ratio = report
+            .ratios
+            .iter()
+            .find(|r| r.name == format!("verified_vs_unverified_e2e_{t}"))
+            .map(|r| r.value);
+        report.target(
+            format!("verification costs < 5 % of e2e records/s into {t}: the check after the commit (verified ÷ unverified ≥ 0.95)"),
+            ratio
+                .map(|v| format!("{} ({:+.1} %)", fmt(v), (v - 1.0) * 100.0))
+                .unwrap_or_default(),
+            ratio.map(|v| v >= 0.95),
+        );
+        let ratio = report
+            .ratios
+            .iter()
+            .find(|r| r.name == format!("verified_vs_bare_e2e_{t}"))
+            .map(|r| r.value);
+        report.target(
+            format!("verification costs < 5 % of e2e records/s into {t}: the check and the blocks' Content-MD5 (verified ÷ bare ≥ 0.95)"),
+            ratio
+                .map(|v| format!("{} ({:+.1} %)", fmt(v), (v - 1.0) * 100.0))
+                .unwrap_or_default(),
+            ratio.map(|v| v >= 0.95),
+        );
+    }
+    report.raw.insert("verify", runs);
     Ok(())
 }
 

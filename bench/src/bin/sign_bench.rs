@@ -28,6 +28,7 @@ fn request() -> http::Request<bytes::Bytes> {
     let mut req = adls_rest::ops::blob::PutBlock {
         container: "llm-logs",
         blob: "gateway/year=2026/month=11/day=27/hour=04/gw-7f3c2-4711-a1b2-20261127T041500Z-00000042.ndjson",
+        writer: adls_rest::WriterId::from_hex("7f3c24711a1b2c3d4e5f60718293a4b5").expect("writer id"),
         position: 16 << 20,
         body: bytes::Bytes::from(vec![b'x'; 8 << 20]),
         checksums: adls_rest::Checksums::default(),

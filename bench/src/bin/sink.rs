@@ -1,16 +1,34 @@
 //! `sink`: a fast local stand-in for the Blob service, for measuring what
-//! clients cost rather than what a server costs. It keeps no data, only the
-//! block ids and sizes per blob, and checks no signature.
+//! clients cost rather than what a server costs. It checks no signature and
+//! no checksum, and by default keeps no data: per blob only the block ids and
+//! sizes, and what a verifying client reads back after a commit: the length,
+//! the blob's MD5 and its metadata.
 //!
 //! Answers Put Blob / Put Block / Put Block List `201`, Get Block List with a
-//! valid listing, HEAD with `Content-Length`, container create `201` (`409`
-//! when it exists), List Blobs with a minimal listing; every answer carries
-//! `ETag`, `Last-Modified`, `x-ms-request-id`, `x-ms-version` and `Date`
-//! (`object_store` fails without `ETag`). `GET /__stats` answers the counters
-//! as JSON.
+//! valid listing, HEAD (Get Blob Properties) with `Content-Length`,
+//! `Content-MD5` and `x-ms-meta-*`, container create `201` (`409` when it
+//! exists) and delete (which drops its blobs), List Blobs with a minimal
+//! listing; every answer carries `ETag`, `Last-Modified`, `x-ms-request-id`,
+//! `x-ms-version` and `Date` (`object_store` fails without `ETag`).
+//! `GET /__stats` answers the counters as JSON.
 //!
-//! `sink [--port P] [--threads N]` prints `LISTENING <port>` once it accepts
-//! connections, and exits when its standard input closes.
+//! The blob's MD5 is what the Blob service keeps: `x-ms-blob-content-md5` of
+//! the last Put Block List (none if it sent none: Put Block List clears it),
+//! or of a Put Blob, else a Put Blob's transactional `Content-MD5` (the MD5
+//! of its body). The sink computes none itself. Metadata is replaced by each
+//! Put Block List and Put Blob, as the service does.
+//!
+//! Get Blob (a read) needs the data: without `--keep-data` it answers `400
+//! SinkKeepsNoData` rather than bytes it never stored, so a client that reads
+//! back fails loudly instead of comparing against made-up content. With
+//! `--keep-data` blocks are kept and reads (whole, or an `x-ms-range` /
+//! `Range`) answer the committed bytes. `--no-md5` (implies `--keep-data`)
+//! plays a server that keeps no MD5 (HEAD and reads carry none), so a
+//! verifying client has to read the data back.
+//!
+//! `sink [--port P] [--threads N] [--keep-data] [--no-md5]` prints
+//! `LISTENING <port>` once it accepts connections, and exits when its
+//! standard input closes.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -20,27 +38,60 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+/// A staged or committed block.
+#[derive(Clone)]
+struct Block {
+    size: u64,
+    /// The bytes, only with `--keep-data`.
+    data: Option<Bytes>,
+}
+
 #[derive(Default)]
 struct Blob {
-    /// Committed blocks (id, size), in order.
-    committed: Vec<(String, u64)>,
+    /// Committed blocks (id, block), in order.
+    committed: Vec<(String, Block)>,
     /// Staged blocks by id.
-    staged: HashMap<String, u64>,
+    staged: HashMap<String, Block>,
     /// Committed length (a Put Blob with a body has no blocks).
     len: u64,
+    /// A Put Blob's body, with `--keep-data`.
+    body: Option<Bytes>,
     content_type: Option<String>,
+    /// Base64 MD5 of the whole blob, as the client set it (see the module doc).
+    content_md5: Option<String>,
+    /// `x-ms-meta-*` of the last Put Block List / Put Blob: (name without the
+    /// prefix, value).
+    metadata: Vec<(String, String)>,
     etag: u64,
+}
+
+impl Blob {
+    /// The committed content, if it was kept.
+    fn content(&self) -> Option<Bytes> {
+        if self.committed.is_empty() {
+            return self.body.clone().or_else(|| (self.len == 0).then(Bytes::new));
+        }
+        let mut out = Vec::with_capacity(self.len as usize);
+        for (_, b) in &self.committed {
+            out.extend_from_slice(b.data.as_ref()?);
+        }
+        Some(Bytes::from(out))
+    }
 }
 
 struct State {
     containers: Mutex<HashSet<String>>,
     blobs: Mutex<HashMap<String, Blob>>,
+    /// Keep blocks and bodies, so reads answer real bytes.
+    keep_data: bool,
+    /// Return no `Content-MD5` (a server that keeps none).
+    no_md5: bool,
     requests: AtomicU64,
     bytes_in: AtomicU64,
     etag: AtomicU64,
@@ -52,12 +103,14 @@ fn main() {
     let args = adls_bench::parse_args(std::env::args().skip(1));
     let port: u16 = adls_bench::arg(&args, "port", 0);
     let threads: usize = adls_bench::arg(&args, "threads", 2);
+    let no_md5 = args.contains_key("no-md5");
+    let keep_data = no_md5 || args.contains_key("keep-data");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(serve(port));
+    rt.block_on(serve(port, keep_data, no_md5));
 }
 
 fn http_date() -> HeaderValue {
@@ -66,7 +119,7 @@ fn http_date() -> HeaderValue {
         .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
 }
 
-async fn serve(port: u16) {
+async fn serve(port: u16, keep_data: bool, no_md5: bool) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind");
@@ -74,6 +127,8 @@ async fn serve(port: u16) {
     let state = Arc::new(State {
         containers: Mutex::default(),
         blobs: Mutex::default(),
+        keep_data,
+        no_md5,
         requests: AtomicU64::new(0),
         bytes_in: AtomicU64::new(0),
         etag: AtomicU64::new(0),
@@ -155,10 +210,34 @@ fn block_list_ids(body: &str) -> Vec<(&str, &str)> {
     out
 }
 
+/// `x-ms-meta-*` of a request: (name without the prefix, value).
+fn request_metadata(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let n = name.as_str().strip_prefix("x-ms-meta-")?;
+            Some((n.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect()
+}
+
+fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `bytes=a-b` or `bytes=a-` of `x-ms-range` (or `Range`): (start, inclusive end).
+fn requested_range(parts: &http::request::Parts) -> Option<(u64, Option<u64>)> {
+    let v = header(parts, "x-ms-range").or_else(|| header(parts, "range"))?;
+    let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()))
+}
+
 struct Answer {
     status: StatusCode,
     body: Bytes,
     headers: Vec<(&'static str, String)>,
+    /// `x-ms-meta-*` to return: (name without the prefix, value).
+    metadata: Vec<(String, String)>,
     etag: u64,
 }
 
@@ -168,6 +247,7 @@ impl Answer {
             status,
             body: Bytes::new(),
             headers: Vec::new(),
+            metadata: Vec::new(),
             etag: 0,
         }
     }
@@ -240,6 +320,14 @@ async fn handle(
             h.insert(name, v);
         }
     }
+    for (name, value) in answer.metadata {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(format!("x-ms-meta-{name}").as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    }
     if is_head {
         // the length of the blob, not of our (empty) body
         if let Some(len) = resp.headers().get("x-sink-length").cloned() {
@@ -276,7 +364,11 @@ fn route(
                 .map(percent_decode)
                 .unwrap_or_default();
             let b = blobs.entry(key).or_default();
-            b.staged.insert(id, body.len() as u64);
+            let block = Block {
+                size: body.len() as u64,
+                data: state.keep_data.then_some(body),
+            };
+            b.staged.insert(id, block);
             let mut a = Answer::new(StatusCode::CREATED);
             a.headers
                 .push(("x-ms-request-server-encrypted", "true".into()));
@@ -286,31 +378,34 @@ fn route(
             let text = String::from_utf8_lossy(&body);
             let b = blobs.entry(key).or_default();
             let mut committed = Vec::new();
+            let find_committed = |b: &Blob, id: &str| {
+                b.committed
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, s)| s.clone())
+            };
             for (kind, id) in block_list_ids(&text) {
-                let size = match kind {
-                    "Committed" => b.committed.iter().find(|(i, _)| i == id).map(|(_, s)| *s),
-                    "Uncommitted" => b.staged.get(id).copied(),
-                    _ => b
-                        .staged
-                        .get(id)
-                        .copied()
-                        .or_else(|| b.committed.iter().find(|(i, _)| i == id).map(|(_, s)| *s)),
+                let block = match kind {
+                    "Committed" => find_committed(b, id),
+                    "Uncommitted" => b.staged.get(id).cloned(),
+                    _ => b.staged.get(id).cloned().or_else(|| find_committed(b, id)),
                 };
-                match size {
+                match block {
                     Some(s) => committed.push((id.to_string(), s)),
                     None => return Answer::error(StatusCode::BAD_REQUEST, "InvalidBlockList"),
                 }
             }
-            b.len = committed.iter().map(|(_, s)| s).sum();
+            b.len = committed.iter().map(|(_, s)| s.size).sum();
             b.committed = committed;
+            b.body = None;
             b.staged.clear();
-            if let Some(ct) = parts
-                .headers
-                .get("x-ms-blob-content-type")
-                .and_then(|v| v.to_str().ok())
-            {
+            if let Some(ct) = header(parts, "x-ms-blob-content-type") {
                 b.content_type = Some(ct.to_string());
             }
+            // Put Block List sets (or, without the header, clears) the MD5
+            // and replaces the metadata
+            b.content_md5 = header(parts, "x-ms-blob-content-md5").map(str::to_string);
+            b.metadata = request_metadata(&parts.headers);
             b.etag = state.etag.fetch_add(1, Ordering::Relaxed) + 1;
             let mut a = Answer::new(StatusCode::CREATED);
             a.etag = b.etag;
@@ -322,15 +417,17 @@ fn route(
             };
             let mut xml = String::with_capacity(128 + 80 * (b.committed.len() + b.staged.len()));
             xml.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><CommittedBlocks>");
-            for (id, size) in &b.committed {
+            for (id, block) in &b.committed {
                 xml.push_str(&format!(
-                    "<Block><Name>{id}</Name><Size>{size}</Size></Block>"
+                    "<Block><Name>{id}</Name><Size>{}</Size></Block>",
+                    block.size
                 ));
             }
             xml.push_str("</CommittedBlocks><UncommittedBlocks>");
-            for (id, size) in &b.staged {
+            for (id, block) in &b.staged {
                 xml.push_str(&format!(
-                    "<Block><Name>{id}</Name><Size>{size}</Size></Block>"
+                    "<Block><Name>{id}</Name><Size>{}</Size></Block>",
+                    block.size
                 ));
             }
             xml.push_str("</UncommittedBlocks></BlockList>");
@@ -349,17 +446,20 @@ fn route(
                 return Answer::error(StatusCode::CONFLICT, "BlobAlreadyExists");
             }
             let etag = state.etag.fetch_add(1, Ordering::Relaxed) + 1;
-            let content_type = parts
-                .headers
-                .get("x-ms-blob-content-type")
-                .or_else(|| parts.headers.get("content-type"))
-                .and_then(|v| v.to_str().ok())
+            let content_type = header(parts, "x-ms-blob-content-type")
+                .or_else(|| header(parts, "content-type"))
+                .map(str::to_string);
+            let content_md5 = header(parts, "x-ms-blob-content-md5")
+                .or_else(|| header(parts, "content-md5"))
                 .map(str::to_string);
             blobs.insert(
                 key,
                 Blob {
                     len: body.len() as u64,
                     content_type,
+                    content_md5,
+                    metadata: request_metadata(&parts.headers),
+                    body: state.keep_data.then_some(body),
                     etag,
                     ..Default::default()
                 },
@@ -374,7 +474,44 @@ fn route(
             let Some(b) = blobs.get(&key) else {
                 return Answer::error(StatusCode::NOT_FOUND, "BlobNotFound");
             };
+            let md5 = b.content_md5.clone().filter(|_| !state.no_md5);
             let mut a = Answer::new(StatusCode::OK);
+            if method == Method::HEAD {
+                a.headers.push(("x-sink-length", b.len.to_string()));
+                if let Some(md5) = md5 {
+                    a.headers.push(("content-md5", md5));
+                }
+            } else {
+                let Some(content) = b.content() else {
+                    return Answer::error(StatusCode::BAD_REQUEST, "SinkKeepsNoData");
+                };
+                match requested_range(parts) {
+                    Some((start, end)) => {
+                        let len = content.len() as u64;
+                        if start >= len {
+                            return Answer::error(
+                                StatusCode::RANGE_NOT_SATISFIABLE,
+                                "InvalidRange",
+                            );
+                        }
+                        let end = end.unwrap_or(len - 1).min(len - 1);
+                        a.status = StatusCode::PARTIAL_CONTENT;
+                        a.body = content.slice(start as usize..=end as usize);
+                        a.headers
+                            .push(("content-range", format!("bytes {start}-{end}/{len}")));
+                        // a range carries the blob's MD5 in its own header
+                        if let Some(md5) = md5 {
+                            a.headers.push(("x-ms-blob-content-md5", md5));
+                        }
+                    }
+                    None => {
+                        a.body = content;
+                        if let Some(md5) = md5 {
+                            a.headers.push(("content-md5", md5));
+                        }
+                    }
+                }
+            }
             a.etag = b.etag;
             a.headers.push(("x-ms-blob-type", "BlockBlob".into()));
             a.headers.push((
@@ -383,12 +520,7 @@ fn route(
                     .clone()
                     .unwrap_or_else(|| "application/octet-stream".into()),
             ));
-            if method == Method::HEAD {
-                a.headers.push(("x-sink-length", b.len.to_string()));
-            } else {
-                // no data is kept: a read answers zeros of the right length
-                a.body = Bytes::from(vec![0u8; b.len as usize]);
-            }
+            a.metadata = b.metadata.clone();
             a
         }
         (Method::DELETE, None) => {
@@ -421,6 +553,13 @@ fn container_op(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(container);
+            // its blobs go with it (keeps the sink's memory flat across runs)
+            let prefix = format!("{container}/");
+            state
+                .blobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|k, _| !k.starts_with(&prefix));
             Answer::new(StatusCode::ACCEPTED)
         }
         (Method::GET, Some("container"), Some("list")) => {
