@@ -443,7 +443,7 @@ async fn killed_with_sigkill_in_spill_mode_and_restarted() {
     let t0 = Instant::now();
     let mut i = 0u64;
     // feed until a good number of batches sit in spill files, then kill mid-stream
-    while spill_files(&dir).len() < 20 && t0.elapsed() < Duration::from_secs(60) {
+    while spill_files(&dir).len() < 8 && t0.elapsed() < Duration::from_secs(60) {
         if let Some(status) = child.try_wait().expect("wait") {
             panic!("ship exited early ({status})");
         }
@@ -468,7 +468,7 @@ async fn killed_with_sigkill_in_spill_mode_and_restarted() {
         }
     }
     assert!(
-        spilled.len() >= 1_000,
+        spilled.len() >= 300,
         "only {} records spilled",
         spilled.len()
     );

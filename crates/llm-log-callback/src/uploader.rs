@@ -204,7 +204,8 @@ pub(crate) async fn write_once(
     let md5 = target.expected_md5(payload);
     let metadata = target.metadata();
     // A new, whole file on the Blob dialect: Put Block(s) then one Put Block
-    // List that creates it (create-new): two requests per batch, not five.
+    // List that creates it (create-new), then the verification's properties
+    // call: three requests per batch, not six.
     if target.create == Some(Create::New)
         && target.position == 0
         && target.close
