@@ -24,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod attempt;
 mod batcher;
 pub mod clients;
 pub mod config;

@@ -9,6 +9,7 @@ use adls_rest::Client;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::attempt::UploadSettings;
 use crate::batcher::{replayer, Batcher, Control};
 use crate::config::{Config, OverflowPolicy};
 use crate::error::LogError;
@@ -18,7 +19,7 @@ use crate::queue::{Entry, PushError, Queue};
 use crate::record::{Field, LogRecord};
 use crate::redact::Redaction;
 use crate::spill::SpillDir;
-use crate::uploader::{UploadSettings, Uploader};
+use crate::uploader::Uploader;
 
 /// State shared by the handles and the background tasks.
 pub(crate) struct Shared {

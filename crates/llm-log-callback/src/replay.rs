@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::attempt::{write_once, AttemptError};
 use crate::metrics::Counters;
 use crate::spill::{ReadError, SpillDir};
-use crate::uploader::{write_once, AttemptError, Uploader};
+use crate::uploader::Uploader;
 
 /// One pass over the directory. Returns the number of files replayed.
 pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> usize {

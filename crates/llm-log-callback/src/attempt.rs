@@ -1,0 +1,402 @@
+//! One verified attempt at writing a payload: a [`Target`] names the file,
+//! the offset, whether to create it, the writer and the content the file
+//! must hold afterwards, so a whole-batch retry (or a replay from the spill
+//! directory, even in another process) rewrites the same bytes at the same
+//! place; [`write_once`] creates, appends in chunks with transactional MD5s,
+//! flushes setting the file's MD5, then compares the service's account of the
+//! file (length, MD5 or the bytes read back, writer) with what was sent.
+//! Errors come back sorted: retry, conflict (write elsewhere), permanent.
+
+use std::time::Duration;
+
+use adls_rest::{
+    ByteRange, Checksums, CreateMode, CreateOptions, Dialect, FileSystem, FlushOptions, Metadata,
+    PathProperties, WriterId,
+};
+use bytes::Bytes;
+
+/// Metadata name under which every file this crate creates records its
+/// writer (the [`Target::writer`] that created it).
+pub const WRITER_METADATA: &str = "llm_log_writer";
+
+/// Whether a write creates its file first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Create {
+    /// Create-new (`If-None-Match: *`); an existing file is ours only if it
+    /// carries our writer id (or already holds exactly our data).
+    New,
+    /// Replace any existing file. No layout uses it any more; spill files
+    /// written by earlier versions may still carry it.
+    Overwrite,
+}
+
+/// Where a payload goes: `path`, starting at `position`, written as `writer`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    /// Path inside the filesystem.
+    pub path: String,
+    /// Offset of the payload's first byte.
+    pub position: u64,
+    /// Create the file first (only at position 0).
+    pub create: Option<Create>,
+    /// Close the file at the flush.
+    pub close: bool,
+    /// The writer of the file (32 hex digits): recorded in the file's
+    /// metadata when it is created, and carried by its Blob block ids, so
+    /// two writers of one path can never take each other's data for their
+    /// own. Spill files of earlier versions have none: a random one is used.
+    #[serde(default = "random_writer")]
+    pub writer: String,
+    /// Base64 MD5 of the file's whole content once this payload is committed
+    /// (set at the flush, compared afterwards). `None`: the MD5 of the
+    /// payload when `position` is 0, else only the payload's bytes are compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_md5: Option<String>,
+}
+
+fn random_writer() -> String {
+    WriterId::random().to_string()
+}
+
+impl Target {
+    /// A fresh file for the whole payload, written by a new writer.
+    pub fn new_file(path: String) -> Self {
+        Target {
+            path,
+            position: 0,
+            create: Some(Create::New),
+            close: true,
+            writer: random_writer(),
+            content_md5: None,
+        }
+    }
+
+    /// The same file name with `-conflict{n}` before the extension: where a
+    /// payload goes when its file turned out to hold something else.
+    pub fn conflict_alternative(&self, n: u32) -> Target {
+        let (dir, name) = match self.path.rfind('/') {
+            Some(i) => (&self.path[..=i], &self.path[i + 1..]),
+            None => ("", self.path.as_str()),
+        };
+        let (stem, ext) = match name.find('.') {
+            Some(i) => (&name[..i], &name[i..]),
+            None => (name, ""),
+        };
+        Target::new_file(format!("{dir}{stem}-conflict{n}{ext}"))
+    }
+
+    fn writer_id(&self) -> WriterId {
+        WriterId::from_hex(&self.writer).unwrap_or_else(|_| WriterId::random())
+    }
+
+    /// The MD5 the whole file must report once `payload` is committed.
+    fn expected_md5(&self, payload: &[u8]) -> Option<String> {
+        self.content_md5
+            .clone()
+            .or_else(|| (self.position == 0).then(|| adls_rest::content_md5(payload)))
+    }
+
+    fn metadata(&self) -> Metadata {
+        let mut m = Metadata::new();
+        // a writer id that does not fit metadata (a hand-edited spill file)
+        // just leaves the file without it
+        let _ = m.insert(WRITER_METADATA, &self.writer);
+        m
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// Try again later.
+    Retry(adls_rest::Error),
+    /// The file holds something other than what we expect: write elsewhere.
+    Conflict(String),
+    /// Storage refuses this batch for good (a 4xx that no retry changes, a
+    /// configuration error): dead-letter it.
+    Permanent(String),
+}
+
+/// Settings the upload path needs.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSettings {
+    pub append_chunk: usize,
+    pub content_type: String,
+    /// Transactional checksums on every append and staged block.
+    pub checksums: Checksums,
+    /// Skip the comparison after a successful commit (benchmarks only).
+    pub unverified: bool,
+    pub retry_window: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Sorts a storage error into retry, conflict (write elsewhere) or permanent.
+/// A missing filesystem is recreated and retried.
+async fn classify(fs: &FileSystem, e: adls_rest::Error) -> AttemptError {
+    use adls_rest::ErrorKind;
+    if e.is_not_found() {
+        if matches!(
+            e.error_code(),
+            Some("FilesystemNotFound" | "ContainerNotFound")
+        ) {
+            // the filesystem was deleted under us: recreate it, retry later
+            if let Err(e) = fs.create_if_not_exists().await {
+                return AttemptError::Retry(e);
+            }
+            return AttemptError::Retry(e);
+        }
+        // the file went away between requests (a deleted rolling file)
+        return AttemptError::Conflict(format!("the file is gone: {e}"));
+    }
+    match (e.kind(), e.status().map(|s| s.as_u16())) {
+        // e.g. a blob not written in blocks, which cannot be appended to
+        (ErrorKind::Conflict, _) => AttemptError::Conflict(e.to_string()),
+        // the 50 000-block limit, a lease: this file takes no more data
+        (ErrorKind::Service, Some(409)) => AttemptError::Conflict(e.to_string()),
+        (ErrorKind::Config, _) => AttemptError::Permanent(e.to_string()),
+        (ErrorKind::Service, Some(s)) if (400..500).contains(&s) && !e.is_retryable() => {
+            AttemptError::Permanent(e.to_string())
+        }
+        _ => AttemptError::Retry(e),
+    }
+}
+
+/// One attempt at writing `payload` to `target`, verified.
+///
+/// `committing` is set just before the request that commits data is sent:
+/// from then on, a failure or a cancellation leaves the outcome unknown.
+pub(crate) async fn write_once(
+    fs: &FileSystem,
+    target: &Target,
+    payload: &Bytes,
+    settings: &UploadSettings,
+    committing: &mut bool,
+) -> Result<(), AttemptError> {
+    let file = match fs.file(&target.path) {
+        Ok(f) => f.with_writer(target.writer_id()),
+        Err(e) => return Err(classify(fs, e).await),
+    };
+    let end = target.position + payload.len() as u64;
+    let md5 = target.expected_md5(payload);
+    let metadata = target.metadata();
+    // A new, whole file on the Blob dialect: Put Block(s) then one Put Block
+    // List that creates it (create-new), then the verification's properties
+    // call: three requests per batch, not six.
+    if target.create == Some(Create::New)
+        && target.position == 0
+        && target.close
+        && fs.client().dialect() == Dialect::Blob
+    {
+        let options = CreateOptions {
+            mode: CreateMode::CreateNew,
+            content_type: Some(settings.content_type.clone()),
+            metadata,
+            content_md5: md5.clone(),
+            checksums: settings.checksums,
+        };
+        let chunk = settings.append_chunk.max(1);
+        append_all(fs, &file, target, payload, chunk, settings.checksums).await?;
+        *committing = true;
+        return match file
+            .commit_blocks(payload.len() as u64, chunk, &options)
+            .await
+        {
+            Ok(_) if settings.unverified => Ok(()),
+            Ok(_) => verify(&file, target, payload, md5.as_deref()).await,
+            // an earlier attempt of this batch (ours, if it holds exactly this)
+            Err(e) if e.is_already_exists() => verify(&file, target, payload, md5.as_deref()).await,
+            Err(e) => Err(classify(fs, e).await),
+        };
+    }
+    if let Some(create) = target.create {
+        let options = CreateOptions {
+            mode: match create {
+                Create::New => CreateMode::CreateNew,
+                Create::Overwrite => CreateMode::Overwrite,
+            },
+            content_type: Some(settings.content_type.clone()),
+            metadata,
+            ..Default::default()
+        };
+        match file.create(&options).await {
+            Ok(()) => {}
+            Err(e) if e.is_already_exists() => {
+                let props = file.properties().await.map_err(AttemptError::Retry)?;
+                if props.content_length == end {
+                    // an earlier attempt got as far as the flush: if that was
+                    // ours, there is nothing left to do
+                    return verify(&file, target, payload, md5.as_deref()).await;
+                }
+                let ours = props.metadata.get(WRITER_METADATA) == Some(target.writer.as_str());
+                if !(ours && props.content_length == target.position) {
+                    return Err(AttemptError::Conflict(format!(
+                        "`{}` already exists ({} bytes, writer {:?}); this batch's writer is {}",
+                        target.path,
+                        props.content_length,
+                        props.metadata.get(WRITER_METADATA),
+                        target.writer
+                    )));
+                }
+                // ours, created by an earlier attempt: carry on
+            }
+            Err(e) => return Err(classify(fs, e).await),
+        }
+    }
+    let chunk = settings.append_chunk.max(1);
+    append_all(fs, &file, target, payload, chunk, settings.checksums).await?;
+    let flush = FlushOptions {
+        close: target.close,
+        content_type: Some(settings.content_type.clone()),
+        content_md5: md5.clone(),
+    };
+    *committing = true;
+    match file.flush(end, &flush).await {
+        Ok(_) if settings.unverified => Ok(()),
+        Ok(_) => verify(&file, target, payload, md5.as_deref()).await,
+        // an earlier attempt may have committed exactly this
+        Err(e)
+            if e.is_invalid_flush_position()
+                || e.error_code() == Some("InvalidBlockList")
+                || e.status().map(|s| s.as_u16()) == Some(412) =>
+        {
+            verify(&file, target, payload, md5.as_deref()).await
+        }
+        Err(e) => Err(classify(fs, e).await),
+    }
+}
+
+/// Stages `payload` at the target's position in appends of at most `chunk` bytes.
+async fn append_all(
+    fs: &FileSystem,
+    file: &adls_rest::File,
+    target: &Target,
+    payload: &Bytes,
+    chunk: usize,
+    checksums: Checksums,
+) -> Result<(), AttemptError> {
+    let mut offset = 0usize;
+    while offset < payload.len() {
+        let stop = (offset + chunk).min(payload.len());
+        match file
+            .append(
+                target.position + offset as u64,
+                payload.slice(offset..stop),
+                checksums,
+            )
+            .await
+        {
+            Ok(()) => {}
+            // An attempt of this append may have landed and the retry was
+            // refused because the data is already staged (some servers refuse
+            // a second append at a position they have data for). Carry on:
+            // the flush commits only contiguous data up to the batch's end,
+            // and the verification after it compares the content itself.
+            Err(e) if e.may_have_been_applied() && is_refusal(&e) => {
+                tracing::debug!(error = %e, position = target.position + offset as u64, "append retry refused after an ambiguous attempt; the flush and its verification decide");
+            }
+            Err(e) => return Err(classify(fs, e).await),
+        }
+        offset = stop;
+    }
+    Ok(())
+}
+
+/// A 400/409/412 that is not a checksum mismatch (which says the bytes were
+/// damaged on the way, and must be sent again).
+fn is_refusal(e: &adls_rest::Error) -> bool {
+    matches!(e.status().map(|s| s.as_u16()), Some(400 | 409 | 412))
+        && !matches!(
+            e.error_code(),
+            Some("Md5Mismatch" | "Crc64Mismatch" | "InvalidMd5")
+        )
+}
+
+/// Checks what the service committed against what was sent: the file's
+/// length must end exactly where the payload ends; its stored MD5 (set at the
+/// flush) must be the expected one, or, where the service keeps none, the
+/// committed bytes `[position, end)` are read back and compared; and a writer
+/// recorded in its metadata must be ours. Anything else is a conflict: the
+/// file does not hold this batch.
+async fn verify(
+    file: &adls_rest::File,
+    target: &Target,
+    payload: &Bytes,
+    md5: Option<&str>,
+) -> Result<(), AttemptError> {
+    let props = file.properties().await.map_err(AttemptError::Retry)?;
+    let end = target.position + payload.len() as u64;
+    let conflict = |what: String| {
+        AttemptError::Conflict(format!(
+            "`{}` does not hold this batch ({} bytes at {}): {what}",
+            target.path,
+            payload.len(),
+            target.position
+        ))
+    };
+    if props.content_length != end {
+        return Err(conflict(format!(
+            "the service reports {} bytes, expected {end}",
+            props.content_length
+        )));
+    }
+    if let Some(w) = props.metadata.get(WRITER_METADATA) {
+        if w != target.writer {
+            return Err(conflict(format!("it was created by writer {w}")));
+        }
+    }
+    match (md5, &props.content_md5) {
+        (Some(want), Some(got)) if want == got => Ok(()),
+        (Some(want), Some(got)) => Err(conflict(format!(
+            "its Content-MD5 is {got}, expected {want}"
+        ))),
+        _ => read_back(file, target, payload, &props).await,
+    }
+}
+
+/// Where the service keeps no MD5 for the file: reads the payload's range
+/// back and compares it byte for byte.
+async fn read_back(
+    file: &adls_rest::File,
+    target: &Target,
+    payload: &Bytes,
+    props: &PathProperties,
+) -> Result<(), AttemptError> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    tracing::debug!(path = %target.path, etag = %props.etag, "no Content-MD5 kept: reading the batch back");
+    let stored = file
+        .read_range(ByteRange {
+            start: target.position,
+            len: Some(payload.len() as u64),
+        })
+        .await
+        .map_err(AttemptError::Retry)?;
+    if stored == *payload {
+        Ok(())
+    } else {
+        Err(AttemptError::Conflict(format!(
+            "`{}` holds other bytes than this batch at {}..{}",
+            target.path,
+            target.position,
+            target.position + payload.len() as u64
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_alternatives_keep_the_extension() {
+        let t = Target::new_file("a/b/gw-1-2024-00000001.ndjson.gz".into());
+        assert_eq!(
+            t.conflict_alternative(2).path,
+            "a/b/gw-1-2024-00000001-conflict2.ndjson.gz"
+        );
+        let t = Target::new_file("plain".into());
+        assert_eq!(t.conflict_alternative(1).path, "plain-conflict1");
+    }
+}
