@@ -20,14 +20,15 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex, MutexGuard, Once};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::certs::{self, Certs};
+pub use crate::process::ProcessGroup;
+use crate::process::{lock, INTERRUPT};
 use crate::util::workspace_root;
 use crate::Result;
 
@@ -52,8 +53,6 @@ pub const ENV_AZURITE_DIR: &str = "ADLS_TEST_AZURITE_DIR";
 
 /// How long a starting instance may take to accept TCP connections (about 1 s is usual).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a process group gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Tries at a fresh port when another process took the one picked for Azurite first.
 const PORT_ATTEMPTS: u32 = 3;
 
@@ -133,7 +132,7 @@ fn installed_version(install_dir: &Path) -> Option<String> {
 }
 
 /// Fails with instructions unless `node` and `npm` can be run.
-fn check_node() -> Result {
+pub(crate) fn check_node() -> Result {
     for tool in ["node", "npm"] {
         match Command::new(tool)
             .arg("--version")
@@ -212,7 +211,7 @@ impl Azurite {
     /// instance gets `--silent --disableTelemetry --blobHost 127.0.0.1
     /// --blobPort PORT`, a scratch working directory under `root/work/` and a log
     /// in `root/logs/`.
-    fn launch(name: &'static str, scheme: &str, launch: &Launch) -> Result<Self> {
+    pub(crate) fn launch(name: &'static str, scheme: &str, launch: &Launch) -> Result<Self> {
         let dir = &launch.root;
         let logs = dir.join("logs");
         fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
@@ -302,14 +301,14 @@ impl Drop for Azurite {
 /// How to start one kind of instance: the program, the arguments that come
 /// before the common ones (given the instance's scratch working directory),
 /// and the directory holding `logs/` and `work/`.
-struct Launch {
-    program: PathBuf,
-    args: LeadingArgs,
-    root: PathBuf,
+pub(crate) struct Launch {
+    pub(crate) program: PathBuf,
+    pub(crate) args: LeadingArgs,
+    pub(crate) root: PathBuf,
 }
 
 /// The arguments an instance starts with, given its scratch working directory.
-type LeadingArgs = Box<dyn Fn(&Path) -> Vec<OsString>>;
+pub(crate) type LeadingArgs = Box<dyn Fn(&Path) -> Vec<OsString>>;
 
 /// A free loopback port, found by binding port 0 and letting the listener go.
 fn free_port() -> Result<u16> {
@@ -408,221 +407,6 @@ impl AzuritePair {
     }
 }
 
-// ---------------------------------------------------------------------------
-// The independent DFS emulator: Azurite built from Azure/Azurite pull request
-// #2635 (`../shared/azurite-dfs/`), which serves the Blob and the DFS endpoint
-// on one port and needs Node.js 22.
-
-/// The packed emulator, relative to the workspace root.
-pub const DFS_TARBALL: &str = "../shared/azurite-dfs/azurite-3.36.0-adls-gen2-pr2635.tgz";
-/// Environment variable naming another copy of the packed emulator.
-pub const ENV_DFS_TARBALL: &str = "AZURITE_DFS_TGZ";
-/// Account endpoint of the emulator, path style, Blob and DFS on the same port.
-pub const ENV_AZURITE_DFS: &str = "ADLS_TEST_AZURITE_DFS";
-/// The emulator's `main.js`, for tests that start an instance of their own.
-pub const ENV_AZURITE_DFS_MAIN: &str = "ADLS_TEST_AZURITE_DFS_MAIN";
-/// A Node.js binary (22 or newer) that runs `main.js`.
-pub const ENV_NODE22: &str = "ADLS_TEST_NODE22";
-/// The oldest Node.js major version the emulator runs on.
-const DFS_NODE_MAJOR: u32 = 22;
-
-/// The packed emulator: `$AZURITE_DFS_TGZ` if that file exists, else
-/// [`DFS_TARBALL`] if it exists; `None` when neither does.
-pub fn dfs_tarball() -> Option<PathBuf> {
-    let from_env = std::env::var_os(ENV_DFS_TARBALL)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    from_env
-        .into_iter()
-        .chain([workspace_root().join(DFS_TARBALL)])
-        .find(|p| p.is_file())
-}
-
-/// The major version `node --version` reports for `node`, if it runs.
-fn node_major(node: &Path) -> Option<u32> {
-    let out = Command::new(node)
-        .arg("--version")
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    text.trim()
-        .strip_prefix('v')?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// `name` resolved through `PATH`, if it is there.
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A Node.js 22+ binary: the machine's `node` when it is new enough, else
-/// `node@22` installed from npm into `target/node22/` (once).
-pub fn ensure_node22() -> Result<PathBuf> {
-    if let Some(node) = on_path("node") {
-        if node_major(&node).is_some_and(|m| m >= DFS_NODE_MAJOR) {
-            return Ok(node);
-        }
-    }
-    let dir = workspace_root().join("target").join("node22");
-    let node = dir.join("node_modules").join(".bin").join("node");
-    if node_major(&node).is_some_and(|m| m >= DFS_NODE_MAJOR) {
-        return Ok(node);
-    }
-    check_node()?;
-    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    eprintln!(
-        "the machine's node is older than {DFS_NODE_MAJOR}: installing node@{DFS_NODE_MAJOR} into {} ...",
-        dir.display()
-    );
-    let mut npm = Command::new("npm");
-    npm.arg("install")
-        .arg("--prefix")
-        .arg(&dir)
-        .arg(format!("node@{DFS_NODE_MAJOR}"))
-        .args(["--no-audit", "--no-fund", "--loglevel=error"]);
-    let status = npm
-        .status()
-        .map_err(|e| format!("running npm: {e} ({npm:?})"))?;
-    match node_major(&node) {
-        Some(m) if status.success() && m >= DFS_NODE_MAJOR => Ok(node),
-        found => Err(format!(
-            "npm could not install node@{DFS_NODE_MAJOR} ({status}; {} reports major version {found:?}): {npm:?}",
-            node.display()
-        )
-        .into()),
-    }
-}
-
-/// `target/azurite-dfs/`: the npm prefix the emulator is installed under, plus
-/// `logs/` and the instances' scratch directories in `work/`.
-pub fn dfs_install_dir() -> PathBuf {
-    workspace_root().join("target").join("azurite-dfs")
-}
-
-/// The emulator's entry point inside an install directory.
-pub fn dfs_main_js(install_dir: &Path) -> PathBuf {
-    install_dir.join("node_modules/azurite/dist/src/blob/main.js")
-}
-
-/// The sha256 of a file, in hex, from `sha256sum` (or `shasum -a 256`).
-fn sha256_hex(file: &Path) -> Result<String> {
-    let attempts: [(&str, &[&str]); 2] = [("sha256sum", &[]), ("shasum", &["-a", "256"])];
-    for (tool, args) in attempts {
-        if let Ok(out) = Command::new(tool).args(args).arg(file).output() {
-            if out.status.success() {
-                let text = String::from_utf8_lossy(&out.stdout);
-                if let Some(hex) = text.split_whitespace().next() {
-                    return Ok(hex.to_string());
-                }
-            }
-        }
-    }
-    Err(format!(
-        "could not compute the sha256 of {} (no sha256sum or shasum)",
-        file.display()
-    )
-    .into())
-}
-
-/// Installs the packed emulator `tarball` with npm into [`dfs_install_dir`],
-/// unless it is already installed from a tarball with the same sha256 (kept in
-/// `installed.sha256` there); returns its `main.js`.
-pub fn ensure_dfs_installed(tarball: &Path) -> Result<PathBuf> {
-    let dir = dfs_install_dir();
-    let main_js = dfs_main_js(&dir);
-    let marker = dir.join("installed.sha256");
-    let sha = sha256_hex(tarball)?;
-    if main_js.is_file() && fs::read_to_string(&marker).is_ok_and(|m| m.trim() == sha) {
-        return Ok(main_js);
-    }
-    check_node()?;
-    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let tarball =
-        fs::canonicalize(tarball).map_err(|e| format!("resolving {}: {e}", tarball.display()))?;
-    eprintln!(
-        "installing the DFS emulator {} into {} (about a minute) ...",
-        tarball.display(),
-        dir.display()
-    );
-    let started = Instant::now();
-    let mut npm = Command::new("npm");
-    npm.arg("install")
-        .arg("--prefix")
-        .arg(&dir)
-        .args(["--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"])
-        .arg(&tarball);
-    let status = npm
-        .status()
-        .map_err(|e| format!("running npm: {e} ({npm:?})"))?;
-    if !status.success() || !main_js.is_file() {
-        return Err(format!(
-            "npm could not install the DFS emulator ({status}; expected {}): {npm:?}",
-            main_js.display()
-        )
-        .into());
-    }
-    fs::write(&marker, format!("{sha}\n"))
-        .map_err(|e| format!("writing {}: {e}", marker.display()))?;
-    eprintln!("installed the DFS emulator in {:.1?}", started.elapsed());
-    Ok(main_js)
-}
-
-/// A running DFS emulator on `127.0.0.1` (data on disk in its scratch
-/// directory), stopped on drop, with what a test needs to start its own.
-#[derive(Debug)]
-pub struct DfsEmulator {
-    /// The Node.js 22+ binary that runs it.
-    pub node: PathBuf,
-    /// The emulator's `main.js`.
-    pub main_js: PathBuf,
-    /// The running instance.
-    pub instance: Azurite,
-}
-
-impl DfsEmulator {
-    /// Installs Node.js 22 and the emulator from `tarball` if needed, and starts
-    /// one instance on a free port.
-    pub fn start(tarball: &Path) -> Result<Self> {
-        let node = ensure_node22()?;
-        let main_js = ensure_dfs_installed(tarball)?;
-        let root = dfs_install_dir();
-        prune_stale(&root.join("work"));
-        let script = main_js.clone();
-        let launch = Launch {
-            program: node.clone(),
-            args: Box::new(move |workdir: &Path| {
-                vec![
-                    script.clone().into(),
-                    "--location".into(),
-                    workdir.join("data").into(),
-                ]
-            }),
-            root,
-        };
-        let instance = Azurite::launch("dfs", "http", &launch)?;
-        Ok(Self {
-            node,
-            main_js,
-            instance,
-        })
-    }
-
-    /// The environment variables through which the tests find it.
-    pub fn test_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (ENV_AZURITE_DFS, self.instance.url.clone()),
-            (ENV_AZURITE_DFS_MAIN, self.main_js.display().to_string()),
-            (ENV_NODE22, self.node.display().to_string()),
-        ]
-    }
-}
-
 /// Removes a directory tree when dropped.
 #[derive(Debug)]
 struct RemoveOnDrop(PathBuf);
@@ -635,7 +419,7 @@ impl Drop for RemoveOnDrop {
 
 /// Removes the entries of `dir` named `<pid>` or `<pid>-...` whose xtask is no
 /// longer running (left behind by a killed run). Without `/proc`, keeps them.
-fn prune_stale(dir: &Path) {
+pub(crate) fn prune_stale(dir: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
     }
@@ -693,188 +477,4 @@ pub fn run_foreground(args: &[String]) -> Result {
     eprintln!("stopping Azurite");
     pair.stop();
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Process groups, stopped by PID on drop and on SIGINT/SIGTERM/SIGHUP.
-
-/// Leaders of the process groups started by [`ProcessGroup::spawn`] and not yet stopped.
-static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-/// Set while [`run_foreground`] waits: a signal is then delivered here instead.
-static INTERRUPT: Mutex<Option<mpsc::Sender<()>>> = Mutex::new(None);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A child process that leads its own process group. Dropping it stops the
-/// whole group (the child and anything it started in that group).
-#[derive(Debug)]
-pub struct ProcessGroup {
-    child: Child,
-    label: String,
-    stopped: bool,
-}
-
-impl ProcessGroup {
-    /// Spawns `cmd` as the leader of a new process group. From now until it is
-    /// stopped, SIGINT, SIGTERM or SIGHUP of the xtask stops the group and then
-    /// exits the xtask with status 130.
-    pub fn spawn(cmd: &mut Command, label: impl Into<String>) -> Result<Self> {
-        let label = label.into();
-        install_signal_handler();
-        cmd.process_group(0);
-        // Held across the spawn, so a signal arriving meanwhile still sees this group.
-        let mut groups = lock(&GROUPS);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("starting {label}: {e} ({cmd:?})"))?;
-        groups.push(child.id());
-        Ok(Self {
-            child,
-            label,
-            stopped: false,
-        })
-    }
-
-    /// PID of the leader, which is also the process group id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The leader's exit status, if it has exited.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.child.try_wait()
-    }
-
-    /// Waits for the leader to exit (the rest of the group is stopped on drop).
-    pub fn wait(&mut self) -> io::Result<ExitStatus> {
-        self.child.wait()
-    }
-
-    /// Stops the group: SIGTERM, then SIGKILL to whatever is left after a grace
-    /// period. Returns the leader's exit status if it had already exited before
-    /// this call (it was not stopped by us). Idempotent.
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        if self.stopped {
-            return None;
-        }
-        self.stopped = true;
-        let exited_before = self.child.try_wait().ok().flatten();
-        let pgid = self.child.id();
-        if !terminate_group(pgid) {
-            eprintln!(
-                "warning: {} (process group {pgid}) ignored SIGTERM for {STOP_GRACE:?}; killed it",
-                self.label
-            );
-        }
-        let _ = self.child.wait();
-        lock(&GROUPS).retain(|&g| g != pgid);
-        exited_before
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// SIGTERM to the group if any of it is alive, wait up to [`STOP_GRACE`] for it to
-/// go, then SIGKILL what remains. Returns false if SIGKILL was needed.
-fn terminate_group(pgid: u32) -> bool {
-    if !group_alive(pgid) {
-        return true;
-    }
-    signal_group(pgid, "TERM");
-    let deadline = Instant::now() + STOP_GRACE;
-    while Instant::now() < deadline {
-        if !group_alive(pgid) {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    signal_group(pgid, "KILL");
-    false
-}
-
-/// Sends `signal` (`TERM`, `KILL`, `0`) to process group `pgid` with kill(1);
-/// true if it was delivered.
-fn signal_group(pgid: u32, signal: &str) -> bool {
-    Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Whether any process of group `pgid` is still running. Zombies do not count (an
-/// exited leader stays one until reaped); where `/proc` is missing, asks kill(1),
-/// which does count them.
-fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return signal_group(pgid, "0");
-    };
-    let pgid = pgid.to_string();
-    entries.flatten().any(|entry| {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        let Some(stat) = is_pid
-            .then(|| fs::read_to_string(entry.path().join("stat")).ok())
-            .flatten()
-        else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may itself hold spaces and parentheses.
-        let Some(fields) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = fields.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1);
-        pgrp == Some(pgid.as_str()) && state != Some("Z")
-    })
-}
-
-/// Installs, once, a thread that handles SIGINT, SIGTERM and SIGHUP: it wakes
-/// [`run_foreground`] if that is waiting, and otherwise stops every live group
-/// and exits with status 130.
-fn install_signal_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-            Ok(signals) => signals,
-            Err(e) => {
-                eprintln!(
-                    "warning: cannot handle Ctrl-C ({e}); interrupting may leave Azurite running"
-                );
-                return;
-            }
-        };
-        thread::spawn(move || {
-            for _ in signals.forever() {
-                if let Some(tx) = lock(&INTERRUPT).as_ref() {
-                    if tx.send(()).is_ok() {
-                        continue;
-                    }
-                }
-                eprintln!("\nxtask: interrupted; stopping the processes it started");
-                let groups = lock(&GROUPS).clone();
-                for &pgid in &groups {
-                    signal_group(pgid, "TERM");
-                }
-                for &pgid in &groups {
-                    terminate_group(pgid);
-                }
-                std::process::exit(130);
-            }
-        });
-    });
 }

@@ -4,7 +4,7 @@
 //! Installs Azurite if needed, generates a CA and server certificate, starts an
 //! HTTP and an HTTPS (`--oauth basic`) instance on free loopback ports, installs
 //! (once) and starts the independent DFS emulator when its packed tarball is
-//! there (see [`crate::azurite::dfs_tarball`]), runs `cargo test` on
+//! there (see [`crate::dfs_emulator::dfs_tarball`]), runs `cargo test` on
 //! [`TEST_PACKAGES`] with the endpoints in the environment (see
 //! `tests/src/lib.rs`), and stops everything afterwards, whether the tests pass,
 //! fail or the xtask is interrupted. Arguments are passed on the way `cargo
@@ -17,8 +17,8 @@
 
 use std::process::Stdio;
 
-use crate::azurite::{dfs_tarball, AzuritePair, DfsEmulator, ProcessGroup, DFS_TARBALL};
-use crate::azurite::{ENV_DFS_TARBALL, ENV_NODE22};
+use crate::azurite::{AzuritePair, ProcessGroup};
+use crate::dfs_emulator::{dfs_tarball, DfsEmulator, DFS_TARBALL, ENV_DFS_TARBALL, ENV_NODE22};
 use crate::util::cargo;
 use crate::Result;
 
