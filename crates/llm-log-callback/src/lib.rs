@@ -37,6 +37,7 @@ mod queue;
 pub mod record;
 pub mod redact;
 mod replay;
+mod scan;
 pub mod spill;
 pub mod uploader;
 

@@ -2,6 +2,7 @@
 //! caller's thread and queues it without awaiting; one background batcher
 //! writes batches through one reused `adls-rest` client.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ use crate::layout::{Layout, LayoutMode};
 use crate::metrics::{Counters, DropReason, Metrics};
 use crate::queue::{Entry, PushError, Queue};
 use crate::record::{Field, LogRecord};
-use crate::redact::Redaction;
+use crate::redact::{ContentPolicy, Redaction};
+use crate::scan;
 use crate::spill::SpillDir;
 use crate::uploader::Uploader;
 
@@ -205,12 +207,79 @@ impl Logger {
         }
     }
 
-    /// Queues a JSON text.
+    /// Queues a record that arrives as JSON text (one object), e.g. what
+    /// LiteLLM posts. It is checked as [`LogRecord`] would check it, in one
+    /// pass that builds nothing; when redaction changes none of its strings
+    /// (and the content policy is `keep`), the text is stored as it came, on
+    /// one line (raw line breaks between tokens become spaces), with an `id`
+    /// put first if it had none. Otherwise it goes the way of [`Logger::log`].
     pub fn log_json(&self, json: &str) -> Result<(), LogError> {
+        if self.shared.redaction.content == ContentPolicy::Keep {
+            if self.shared.queue.is_closed() {
+                return Err(self.reject(LogError::ShutDown));
+            }
+            match scan::scan(json, &self.shared.redaction) {
+                Err(e) => return Err(self.reject(LogError::InvalidRecord(e.to_string()))),
+                // an id that is null or empty is replaced, as `log` does
+                Ok(s)
+                    if !s.rewrite
+                        && !matches!(&s.id, Some(None))
+                        && !matches!(&s.id, Some(Some(id)) if id.is_empty()) =>
+                {
+                    let entry = self.raw_entry(json, s.id.flatten())?;
+                    return self.push(entry);
+                }
+                Ok(_) => {}
+            }
+        }
         match LogRecord::from_json(json) {
             Ok(r) => self.log(r),
             Err(e) => Err(self.reject(LogError::InvalidRecord(e.to_string()))),
         }
+    }
+
+    /// The queue entry of a scanned JSON object, its text kept.
+    fn raw_entry(&self, json: &str, id: Option<Cow<'_, str>>) -> Result<Entry, LogError> {
+        let text = json.trim();
+        let mut line = Vec::with_capacity(text.len() + if id.is_none() { 48 } else { 1 });
+        let one_line = |line: &mut Vec<u8>, s: &str| {
+            line.extend(
+                s.bytes()
+                    .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+            );
+        };
+        let id = match id {
+            Some(id) => {
+                one_line(&mut line, text);
+                id
+            }
+            None => {
+                // the scan saw an object, so the text starts with `{`
+                let id = uuid::Uuid::new_v4().to_string();
+                let rest = text[1..].trim_start();
+                line.extend_from_slice(b"{\"id\":\"");
+                line.extend_from_slice(id.as_bytes());
+                line.push(b'"');
+                if !rest.starts_with('}') {
+                    line.push(b',');
+                }
+                one_line(&mut line, rest);
+                Cow::Owned(id)
+            }
+        };
+        line.push(b'\n');
+        if line.len() > self.shared.max_record_bytes {
+            let e = LogError::RecordTooLarge {
+                bytes: line.len(),
+                limit: self.shared.max_record_bytes,
+            };
+            return Err(self.reject(e));
+        }
+        Ok(Entry {
+            line,
+            id: self.shared.keep_ids.then(|| id.into_owned()),
+            accepted_at: Instant::now(),
+        })
     }
 
     /// Queues a successful call's record (sets `status` to `success` if unset).
@@ -528,22 +597,93 @@ mod tests {
         std::env::temp_dir().join(format!("llm-log-{name}-{}", uuid::Uuid::new_v4()))
     }
 
-    /// The records of every spill file in `dir`, parsed.
-    fn spilled_records(dir: &std::path::Path) -> Vec<Value> {
+    /// The lines of every spill file in `dir`, as written.
+    fn spilled_lines(dir: &std::path::Path) -> Vec<String> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir).expect("spill dir").flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "spill") {
                 let data = std::fs::read(&p).expect("read spill");
                 // magic line, header line, then the payload
-                let mut parts = data.splitn(3, |&b| b == b'\n');
-                let (_, _, payload) = (parts.next(), parts.next(), parts.next().expect("payload"));
-                for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    out.push(serde_json::from_slice(line).expect("record"));
-                }
+                let payload = data.splitn(3, |&b| b == b'\n').nth(2).expect("payload");
+                let text = std::str::from_utf8(payload).expect("utf-8");
+                out.extend(text.lines().map(str::to_string));
             }
         }
         out
+    }
+
+    /// The records of every spill file in `dir`, parsed.
+    fn spilled_records(dir: &std::path::Path) -> Vec<Value> {
+        spilled_lines(dir)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("record"))
+            .collect()
+    }
+
+    /// A logger whose storage is unreachable and whose batches spill to `dir`.
+    async fn spilling(dir: &std::path::Path, config: Config) -> Logger {
+        offline(Config {
+            spill: Some(crate::config::SpillConfig {
+                dir: dir.to_path_buf(),
+                max_bytes: 1 << 20,
+            }),
+            ..config
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn json_text_is_stored_as_it_came_unless_redaction_changes_it() {
+        let dir = temp_dir("raw");
+        let logger = spilling(&dir, Config::default()).await;
+        let exact =
+            r#"{"id":"r1","response_cost":1.50,"x":1e2,"z":{"b":1,"a":[0.00022500000000000002]}}"#;
+        let pretty = "{\n  \"id\": \"r2\",\r\n  \"m\": \"a b\"\n}\n";
+        let no_id = r#"  {"status":"success","n":1}  "#;
+        let image = r#"{"id":"r4","messages":[{"url":"data:image/png;base64,AAAA"}]}"#;
+        for text in [exact, pretty, no_id, image, "{}"] {
+            logger.log_json(text).expect("accepted");
+        }
+        assert!(logger.log_json(r#"{"prompt_tokens":-1}"#).is_err());
+        assert!(logger.log_json("[]").is_err());
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        assert_eq!((r.metrics.accepted, r.metrics.rejected), (5, 2));
+        let lines = spilled_lines(&dir);
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        // bytes as received: key order, number spellings and all
+        assert!(lines.contains(&exact.to_string()), "{lines:?}");
+        assert!(
+            lines.contains(&"{   \"id\": \"r2\",    \"m\": \"a b\" }".to_string()),
+            "{lines:?}"
+        );
+        let generated: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with(r#"{"id":""#) && l.ends_with(r#"","status":"success","n":1}"#)
+            })
+            .collect();
+        assert_eq!(generated.len(), 1, "{lines:?}");
+        let empty: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+            .filter(|v| v.as_object().is_some_and(|o| o.len() == 1))
+            .collect();
+        assert_eq!(
+            empty.len(),
+            1,
+            "`{{}}` gets an id and nothing else: {lines:?}"
+        );
+        assert!(empty[0]["id"].as_str().is_some_and(|id| id.len() == 36));
+        // redaction still applies where it changes something
+        let redacted: Value =
+            serde_json::from_str(lines.iter().find(|l| l.contains("\"r4\"")).expect("r4"))
+                .expect("JSON");
+        assert_eq!(
+            redacted["messages"][0]["url"],
+            "data:image/png;base64,[stripped 4 bytes]"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "current_thread")]

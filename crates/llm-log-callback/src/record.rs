@@ -29,6 +29,10 @@
 //! integer fields (`prompt_tokens`, ...) accept only integers from 0 to
 //! `u64::MAX`; anything else there is a [`RecordError`].
 //!
+//! [`Logger::log_json`](crate::Logger::log_json) keeps more than this: a
+//! record whose text needs no rewriting (redaction changes none of its
+//! strings) is stored as it came, spellings, key order and all.
+//!
 //! The tests `floats_round_trip_bit_for_bit`,
 //! `decimal_text_reads_as_the_nearest_float` and
 //! `number_forms_that_are_and_are_not_kept` below hold each of these claims.
@@ -200,6 +204,12 @@ impl std::fmt::Display for RecordError {
 }
 
 impl std::error::Error for RecordError {}
+
+impl RecordError {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        RecordError(why.into())
+    }
+}
 
 impl LogRecord {
     /// Reads a record from a JSON object.

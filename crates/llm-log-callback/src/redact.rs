@@ -102,6 +102,13 @@ impl Redaction {
         }
     }
 
+    /// Whether [`Redaction::apply`] would change the string `s` (content
+    /// policy aside): the test the logger's pass over a record's text uses.
+    pub(crate) fn changes(&self, s: &str) -> bool {
+        (self.strip_data_urls && data_url_payload(s).is_some())
+            || self.max_string_bytes.is_some_and(|max| s.len() > max)
+    }
+
     fn fix_string(&self, s: &mut String) {
         if self.strip_data_urls {
             strip_data_url(s);
@@ -132,17 +139,21 @@ fn walk(v: &mut Value, fix: &impl Fn(&mut String)) {
 
 /// `data:image/png;base64,AAAA...` → `data:image/png;base64,[stripped N bytes]`.
 fn strip_data_url(s: &mut String) {
-    if !s.starts_with("data:") {
-        return;
-    }
-    if let Some(i) = s.find(";base64,") {
-        let start = i + ";base64,".len();
+    if let Some(start) = data_url_payload(s) {
         let n = s.len() - start;
-        if n > 0 && !s[start..].starts_with("[stripped ") {
-            s.truncate(start);
-            s.push_str(&format!("[stripped {n} bytes]"));
-        }
+        s.truncate(start);
+        s.push_str(&format!("[stripped {n} bytes]"));
     }
+}
+
+/// Where the payload of a `data:...;base64,` URL starts, if `s` is one with a
+/// payload not stripped yet.
+fn data_url_payload(s: &str) -> Option<usize> {
+    if !s.starts_with("data:") {
+        return None;
+    }
+    let start = s.find(";base64,")? + ";base64,".len();
+    (s.len() > start && !s[start..].starts_with("[stripped ")).then_some(start)
 }
 
 /// Cuts `s` to at most `max` bytes (on a char boundary) plus a marker.
