@@ -188,7 +188,7 @@ impl Config {
     }
 
     /// Reads the tunables from `LLM_LOG_*` variables on top of the defaults
-    /// (the destination comes from [`crate::Destination::from_env`]).
+    /// (the destination comes from [`crate::client_from_env`]).
     ///
     /// | variable | meaning | default |
     /// |---|---|---|

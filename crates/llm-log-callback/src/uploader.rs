@@ -1,4 +1,4 @@
-//! Delivering batches: [`Uploader::deliver`] retries whole batches (one
+//! Delivering batches: `Uploader::deliver` retries whole batches (one
 //! verified attempt each, see `attempt.rs`) with backoff for the configured
 //! window, moves a batch whose file holds someone else's data to a new name,
 //! dead-letters what storage refuses for good, and otherwise spills or drops;
