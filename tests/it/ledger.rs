@@ -494,3 +494,77 @@ async fn killed_with_sigkill_in_spill_mode_and_restarted() {
     fs.delete().await.expect("cleanup");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rolling file on DFS: the flush of the file's *second* batch is held by
+/// the proxy past shutdown's deadline and lands afterwards. The batch is
+/// spilled with its target (position > 0); the next run's replay appends at a
+/// position the server already committed (the emulator refuses that append),
+/// and must find the batch there rather than write it again elsewhere.
+async fn rolling_commit_that_lands_after_shutdown(endpoint: &str) {
+    let (proxy, slow) = proxied(endpoint, Dialect::Dfs).await;
+    let direct = emulator_client(endpoint, Dialect::Dfs);
+    let fs_name = unique_name("rolllate");
+    let dir = spill_dir("rolllate");
+    let rolling = LayoutMode::Rolling {
+        window: Duration::from_secs(3600),
+    };
+    let logger = Logger::start(
+        slow,
+        Config {
+            layout: rolling.clone(),
+            spill: spill(&dir),
+            max_batch_records: 50,
+            ..config(&fs_name)
+        },
+    )
+    .await
+    .expect("start");
+    let first = log_n(&logger, "late", 0..50).await;
+    logger.flush().await;
+    proxy.set_plan(
+        Plan::new().rule(
+            Rule::new(Action::Delay(Duration::from_millis(1500)))
+                .query_contains("action=flush")
+                .first_n(1),
+        ),
+    );
+    let second = log_n(&logger, "late", 50..100).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let m = logger.shutdown(Duration::from_millis(200)).await.metrics;
+    assert_eq!((m.written, m.spilled), (50, 50), "{m:?}");
+    // the held flush lands
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    proxy.set_plan(Plan::pass());
+    let ids: HashSet<String> = first.into_iter().chain(second).collect();
+    let fs = direct.filesystem(&fs_name).expect("fs");
+    assert_exactly_once(&read_all_records(&fs).await, &ids);
+    let logger = Logger::start(
+        direct.clone(),
+        Config {
+            layout: rolling,
+            spill: spill(&dir),
+            replay_interval: Duration::from_millis(100),
+            ..config(&fs_name)
+        },
+    )
+    .await
+    .expect("restart");
+    wait_replayed(&logger, 50).await;
+    let m = logger.shutdown(Duration::from_secs(30)).await.metrics;
+    assert_eq!(m.replayed, 50, "{m:?}");
+    assert!(spill_files(&dir).is_empty());
+    assert_exactly_once(&read_all_records(&fs).await, &ids);
+    let _ = fs.delete().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_commit_that_lands_after_shutdown_is_not_written_twice() {
+    let server = DfsServer::start().await;
+    rolling_commit_that_lands_after_shutdown(&server.endpoint()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dfs_emulator_rolling_commit_that_lands_after_shutdown_is_not_written_twice() {
+    rolling_commit_that_lands_after_shutdown(&adls_tests::dfs_emulator_endpoint()).await;
+}

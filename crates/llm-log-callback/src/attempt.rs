@@ -82,7 +82,18 @@ impl Target {
             Some(i) => (&name[..i], &name[i..]),
             None => (name, ""),
         };
-        Target::new_file(format!("{dir}{stem}-conflict{n}{ext}"))
+        // The writer follows from this target's: a replay (even in another
+        // process) that moves the batch again lands on the same name as the
+        // same writer, and finds its own file there instead of moving on.
+        let writer = {
+            use sha2::Digest as _;
+            let d = sha2::Sha256::digest(format!("{}/{n}", self.writer));
+            d[..16].iter().map(|b| format!("{b:02x}")).collect()
+        };
+        Target {
+            writer,
+            ..Target::new_file(format!("{dir}{stem}-conflict{n}{ext}"))
+        }
     }
 
     fn writer_id(&self) -> WriterId {
@@ -149,7 +160,18 @@ async fn classify(fs: &FileSystem, e: adls_rest::Error) -> AttemptError {
         // the file went away between requests (a deleted rolling file)
         return AttemptError::Conflict(format!("the file is gone: {e}"));
     }
+    if matches!(
+        e.error_code(),
+        Some("Md5Mismatch" | "Crc64Mismatch" | "InvalidMd5")
+    ) {
+        // bytes damaged on the way: exactly what the checksum is for; send again
+        return AttemptError::Retry(e);
+    }
     match (e.kind(), e.status().map(|s| s.as_u16())) {
+        // Not this batch's fault but the credential's (a role still
+        // propagating, a rotated SAS, clock skew): every batch would fail
+        // alike, so pause and keep them rather than dead-letter them all.
+        (ErrorKind::Service, Some(401 | 403)) => AttemptError::Retry(e),
         // e.g. a blob not written in blocks, which cannot be appended to
         (ErrorKind::Conflict, _) => AttemptError::Conflict(e.to_string()),
         // the 50 000-block limit, a lease: this file takes no more data
@@ -162,16 +184,29 @@ async fn classify(fs: &FileSystem, e: adls_rest::Error) -> AttemptError {
     }
 }
 
-/// One attempt at writing `payload` to `target`, verified.
-///
-/// `committing` is set just before the request that commits data is sent:
-/// from then on, a failure or a cancellation leaves the outcome unknown.
+/// How far one attempt got: from `Committing` on, a failure or a
+/// cancellation may leave the batch stored (its outcome is unknown until
+/// verified); after `Committed` the service acknowledged the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Progress {
+    /// Nothing that commits data has been sent.
+    #[default]
+    Staging,
+    /// The request that commits data is under way.
+    Committing,
+    /// The service answered the commit with a 2xx (or it was reconciled):
+    /// only the verification is left.
+    Committed,
+}
+
+/// One attempt at writing `payload` to `target`, verified. `progress` says
+/// how far it got, also when it fails or is cancelled.
 pub(crate) async fn write_once(
     fs: &FileSystem,
     target: &Target,
     payload: &Bytes,
     settings: &UploadSettings,
-    committing: &mut bool,
+    progress: &mut Progress,
 ) -> Result<(), AttemptError> {
     let file = match fs.file(&target.path) {
         Ok(f) => f.with_writer(target.writer_id()),
@@ -197,16 +232,19 @@ pub(crate) async fn write_once(
         };
         let chunk = settings.append_chunk.max(1);
         append_all(fs, &file, target, payload, chunk, settings.checksums).await?;
-        *committing = true;
+        *progress = Progress::Committing;
         return match file
             .commit_blocks(payload.len() as u64, chunk, &options)
             .await
         {
             Ok(_) if settings.unverified => Ok(()),
-            Ok(_) => verify(&file, target, payload, md5.as_deref()).await,
+            Ok(_) => {
+                *progress = Progress::Committed;
+                verify(&file, target, payload, md5.as_deref()).await
+            }
             // an earlier attempt of this batch (ours, if it holds exactly this)
             Err(e) if e.is_already_exists() => verify(&file, target, payload, md5.as_deref()).await,
-            Err(e) => Err(classify(fs, e).await),
+            Err(e) => settle(fs, &file, target, payload, md5.as_deref(), e).await,
         };
     }
     if let Some(create) = target.create {
@@ -240,7 +278,7 @@ pub(crate) async fn write_once(
                 }
                 // ours, created by an earlier attempt: carry on
             }
-            Err(e) => return Err(classify(fs, e).await),
+            Err(e) => return settle(fs, &file, target, payload, md5.as_deref(), e).await,
         }
     }
     let chunk = settings.append_chunk.max(1);
@@ -250,10 +288,13 @@ pub(crate) async fn write_once(
         content_type: Some(settings.content_type.clone()),
         content_md5: md5.clone(),
     };
-    *committing = true;
+    *progress = Progress::Committing;
     match file.flush(end, &flush).await {
         Ok(_) if settings.unverified => Ok(()),
-        Ok(_) => verify(&file, target, payload, md5.as_deref()).await,
+        Ok(_) => {
+            *progress = Progress::Committed;
+            verify(&file, target, payload, md5.as_deref()).await
+        }
         // an earlier attempt may have committed exactly this
         Err(e)
             if e.is_invalid_flush_position()
@@ -262,7 +303,34 @@ pub(crate) async fn write_once(
         {
             verify(&file, target, payload, md5.as_deref()).await
         }
-        Err(e) => Err(classify(fs, e).await),
+        Err(e) => settle(fs, &file, target, payload, md5.as_deref(), e).await,
+    }
+}
+
+/// A storage error on the way: sorted by [`classify`]; but before a batch is
+/// moved to a new name, the file is checked for this very batch, which an
+/// earlier attempt (or an earlier run) may have committed already. Only the
+/// verification decides that a file holds someone else's data.
+async fn settle(
+    fs: &FileSystem,
+    file: &adls_rest::File,
+    target: &Target,
+    payload: &Bytes,
+    md5: Option<&str>,
+    e: adls_rest::Error,
+) -> Result<(), AttemptError> {
+    match classify(fs, e).await {
+        AttemptError::Conflict(why) => match verify(file, target, payload, md5).await {
+            Ok(()) => {
+                tracing::info!(path = %target.path, "the file already holds this batch");
+                Ok(())
+            }
+            Err(AttemptError::Conflict(also)) => {
+                Err(AttemptError::Conflict(format!("{why}; {also}")))
+            }
+            Err(other) => Err(other),
+        },
+        other => Err(other),
     }
 }
 
@@ -287,13 +355,14 @@ async fn append_all(
             .await
         {
             Ok(()) => {}
-            // An attempt of this append may have landed and the retry was
-            // refused because the data is already staged (some servers refuse
+            // Refused for its position: an earlier attempt of this append (of
+            // this attempt, of an earlier one, or of an earlier run) may have
+            // staged or even committed the data already (some servers refuse
             // a second append at a position they have data for). Carry on:
             // the flush commits only contiguous data up to the batch's end,
             // and the verification after it compares the content itself.
-            Err(e) if e.may_have_been_applied() && is_refusal(&e) => {
-                tracing::debug!(error = %e, position = target.position + offset as u64, "append retry refused after an ambiguous attempt; the flush and its verification decide");
+            Err(e) if is_refusal(&e) => {
+                tracing::debug!(error = %e, position = target.position + offset as u64, "append refused for its position; the flush and its verification decide");
             }
             Err(e) => return Err(classify(fs, e).await),
         }
@@ -373,6 +442,12 @@ async fn read_back(
         })
         .await
         .map_err(AttemptError::Retry)?;
+    // a server that ignores the range answers the whole file
+    let stored = if stored.len() as u64 == props.content_length && target.position > 0 {
+        stored.slice(target.position as usize..)
+    } else {
+        stored
+    };
     if stored == *payload {
         Ok(())
     } else {

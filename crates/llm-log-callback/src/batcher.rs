@@ -4,6 +4,7 @@
 //! writer of the current file. It also turns overflow records into spill
 //! files and runs flush and shutdown.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,9 @@ pub(crate) struct Batcher {
     pub layout: Layout,
     pub uploader: Arc<Uploader>,
     pub control: mpsc::UnboundedReceiver<Control>,
-    pub seq: u64,
+    /// File sequence numbers, shared with the rolling writer: spilled
+    /// overflow batches and rolling files never get the same name.
+    pub seq: Arc<AtomicU64>,
 }
 
 impl Batcher {
@@ -57,7 +60,7 @@ impl Batcher {
                     layout: self.layout.clone(),
                     window,
                     current: None,
-                    file_seq: 0,
+                    seq: self.seq.clone(),
                 };
                 uploads.spawn(writer.run(rx));
                 Some(tx)
@@ -168,7 +171,7 @@ impl Batcher {
     }
 
     fn next_target(&mut self, entries: &[Entry]) -> Target {
-        self.seq += 1;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let now = OffsetDateTime::now_utc();
         // per record: create-new like every layout; a second record with
         // the same id moves to `{id}-conflict1.json` instead of replacing it
@@ -176,7 +179,7 @@ impl Batcher {
             LayoutMode::PerRecord => entries[0].id.as_deref(),
             _ => None,
         };
-        Target::new_file(self.layout.path(now, self.seq, id))
+        Target::new_file(self.layout.path(now, seq, id))
     }
 
     async fn dispatch(
@@ -304,7 +307,7 @@ struct RollingWriter {
     layout: Layout,
     window: Duration,
     current: Option<OpenFile>,
-    file_seq: u64,
+    seq: Arc<AtomicU64>,
 }
 
 struct OpenFile {
@@ -338,8 +341,8 @@ impl RollingWriter {
             self.close_current().await;
         }
         let file = self.current.get_or_insert_with(|| {
-            self.file_seq += 1;
-            let fresh = Target::new_file(self.layout.path(now, self.file_seq, None));
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let fresh = Target::new_file(self.layout.path(now, seq, None));
             OpenFile {
                 path: fresh.path,
                 position: 0,
@@ -441,7 +444,12 @@ pub(crate) async fn replayer(
         return;
     };
     loop {
-        crate::replay::replay_pass(&uploader, &spill).await;
+        use futures_util::FutureExt as _;
+        let pass = std::panic::AssertUnwindSafe(crate::replay::replay_pass(&uploader, &spill));
+        if pass.catch_unwind().await.is_err() {
+            // a bug; the files stay where they are for the next pass
+            tracing::error!("a replay pass panicked; trying again later");
+        }
         tokio::select! {
             _ = uploader.healthy.notified() => {}
             _ = tokio::time::sleep(interval) => {}

@@ -105,6 +105,7 @@ impl Logger {
         if config.create_filesystem {
             fs.create_if_not_exists().await?;
         }
+        check_can_read(&fs).await?;
         let spill = match &config.spill {
             Some(s) => {
                 let dir = s.dir.clone();
@@ -180,7 +181,7 @@ impl Logger {
             layout,
             uploader,
             control: control_rx,
-            seq: 0,
+            seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         tokio::spawn(batcher.run());
         Ok(Logger {
@@ -473,6 +474,29 @@ impl Logger {
     }
 }
 
+/// Every write is verified by reading the file's properties (and, where the
+/// service keeps no MD5, its bytes): a credential that may write but not read
+/// would have every batch committed and then retried as unverified. One
+/// properties call on a path that does not exist tells: 401/403 is a
+/// configuration error; anything else (404, storage unreachable for now) is not.
+async fn check_can_read(fs: &adls_rest::FileSystem) -> Result<(), LogError> {
+    let Ok(probe) = fs.file(".llm-log-read-check") else {
+        return Ok(());
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe.properties()).await {
+        Ok(Err(e)) if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+            Err(LogError::config(
+                "credential",
+                format!(
+                    "the credential may not read from `{}` ({e}); the logger verifies every write by reading the file back, so it needs read as well as write (e.g. Storage Blob Data Contributor, or a SAS with `r` besides `cw`)",
+                    fs.name()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,9 +748,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A token provider that panics: a bug in a credential (or anything
-    /// else in an upload) must not take its batch out of the ledger.
-    struct PanickingToken;
+    /// A token provider that panics once armed (after `Logger::start`): a
+    /// bug in a credential (or anything else in an upload) must not take its
+    /// batch out of the ledger.
+    struct PanickingToken(std::sync::atomic::AtomicBool);
 
     impl adls_rest::TokenCredential for PanickingToken {
         fn get_token<'a>(
@@ -734,20 +759,31 @@ mod tests {
             _scope: &'a str,
         ) -> futures_util::future::BoxFuture<'a, Result<adls_rest::AccessToken, adls_rest::Error>>
         {
-            Box::pin(async { panic!("token provider bug") })
+            let armed = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                if armed {
+                    panic!("token provider bug");
+                }
+                Err(adls_rest::Error::new(
+                    adls_rest::ErrorKind::Credential,
+                    "not armed yet",
+                ))
+            })
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_an_upload_keeps_the_batch_in_the_ledger() {
+        let token = std::sync::Arc::new(PanickingToken(Default::default()));
         let client = Client::builder(
             adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
-            adls_rest::Credential::bearer(std::sync::Arc::new(PanickingToken)),
+            adls_rest::Credential::bearer(token.clone()),
         )
         .retry(adls_rest::RetryPolicy::none())
         .build()
         .expect("client");
         for spill in [None, Some(temp_dir("panic"))] {
+            token.0.store(false, std::sync::atomic::Ordering::SeqCst);
             let logger = Logger::start(
                 client.clone(),
                 Config {
@@ -762,6 +798,7 @@ mod tests {
             )
             .await
             .expect("start");
+            token.0.store(true, std::sync::atomic::Ordering::SeqCst);
             for i in 0..12 {
                 logger
                     .log_json(&format!("{{\"id\":\"p{i}\"}}"))

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use crate::attempt::{write_once, AttemptError};
+use crate::attempt::{write_once, AttemptError, Progress};
 use crate::metrics::Counters;
 use crate::spill::{ReadError, SpillDir};
-use crate::uploader::Uploader;
+use crate::uploader::{wait_true, Uploader, MAX_CONFLICTS};
 
 /// One pass over the directory. Returns the number of files replayed.
 pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> usize {
@@ -62,25 +62,25 @@ pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> u
         let payload = bytes::Bytes::from(payload);
         let mut target = header.target.clone();
         let mut conflicts = 0;
-        let mut committing = false;
         let refused = loop {
-            match write_once(
-                &uploader.fs,
-                &target,
-                &payload,
-                &uploader.settings,
-                &mut committing,
-            )
-            .await
-            {
+            let mut progress = Progress::Staging;
+            let mut give_up = uploader.give_up.clone();
+            let attempt = tokio::select! {
+                r = write_once(&uploader.fs, &target, &payload, &uploader.settings, &mut progress) => r,
+                // shutdown: the file stays; the next run's replay reconciles it
+                _ = wait_true(&mut give_up) => return replayed,
+            };
+            match attempt {
                 Ok(()) => break None,
-                Err(AttemptError::Conflict(why)) if conflicts < 3 => {
+                Err(AttemptError::Conflict(why)) if conflicts < MAX_CONFLICTS => {
                     conflicts += 1;
                     tracing::warn!(%why, "replay target holds other data; writing to a new file");
                     target = target.conflict_alternative(conflicts);
                 }
                 Err(AttemptError::Conflict(why)) => {
-                    break Some(format!("moved to a new name 3 times; last: {why}"))
+                    break Some(format!(
+                        "moved to a new name {MAX_CONFLICTS} times; last: {why}"
+                    ))
                 }
                 Err(AttemptError::Permanent(why)) => break Some(why),
                 Err(AttemptError::Retry(e)) => {
@@ -112,7 +112,9 @@ pub(crate) async fn replay_pass(uploader: &Uploader, spill: &Arc<SpillDir>) -> u
         let s = spill.clone();
         let p = path.clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.remove(&p)).await {
-            // written but not removed: a later replay finds it written and removes it
+            // written but not removed: a later replay finds it written (at the
+            // same name, conflicts included: their names and writers follow
+            // from the original target) and removes it
             tracing::warn!(file = %path.display(), error = %e, "replayed spill file could not be removed");
             continue;
         }

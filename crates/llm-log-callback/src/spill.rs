@@ -42,6 +42,27 @@ pub struct SpillHeader {
     pub reason: Option<String>,
 }
 
+impl SpillHeader {
+    fn new(
+        target: &Target,
+        records: u64,
+        raw_bytes: u64,
+        payload: &[u8],
+        reason: Option<&str>,
+    ) -> Self {
+        let created_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        SpillHeader {
+            target: target.clone(),
+            records,
+            raw_bytes,
+            payload_len: payload.len() as u64,
+            sha256: hex(&Sha256::digest(payload)),
+            created_ms: created_ms as u64,
+            reason: reason.map(str::to_string),
+        }
+    }
+}
+
 /// Why a spill file could not be used.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -105,7 +126,8 @@ impl SpillDir {
         raw_bytes: u64,
         payload: &[u8],
     ) -> io::Result<PathBuf> {
-        self.write_into(&self.dir, target, records, raw_bytes, payload, None)
+        let header = SpillHeader::new(target, records, raw_bytes, payload, None);
+        self.write_into(&self.dir, &header, payload, true)
     }
 
     /// Writes a batch storage refused for good into `dead-letter/`, with the
@@ -118,34 +140,22 @@ impl SpillDir {
         payload: &[u8],
         reason: &str,
     ) -> io::Result<PathBuf> {
-        let dir = self.dir.join(DEAD_LETTER);
-        self.write_into(&dir, target, records, raw_bytes, payload, Some(reason))
+        let header = SpillHeader::new(target, records, raw_bytes, payload, Some(reason));
+        self.write_into(&self.dir.join(DEAD_LETTER), &header, payload, true)
     }
 
     fn write_into(
         &self,
         dir: &Path,
-        target: &Target,
-        records: u64,
-        raw_bytes: u64,
+        header: &SpillHeader,
         payload: &[u8],
-        reason: Option<&str>,
+        enforce_cap: bool,
     ) -> io::Result<PathBuf> {
-        let created_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        let header = SpillHeader {
-            target: target.clone(),
-            records,
-            raw_bytes,
-            payload_len: payload.len() as u64,
-            sha256: hex(&Sha256::digest(payload)),
-            created_ms: created_ms as u64,
-            reason: reason.map(str::to_string),
-        };
-        let mut head = serde_json::to_vec(&header).map_err(io::Error::other)?;
+        let mut head = serde_json::to_vec(header).map_err(io::Error::other)?;
         head.push(b'\n');
         let total = (MAGIC.len() + head.len() + payload.len()) as u64;
         let before = self.used.fetch_add(total, Ordering::Relaxed);
-        if before + total > self.max_bytes {
+        if enforce_cap && before + total > self.max_bytes {
             self.used.fetch_sub(total, Ordering::Relaxed);
             return Err(io::Error::other(format!(
                 "spill directory is full ({before} of {} bytes used; this batch needs {total})",
@@ -223,13 +233,13 @@ impl SpillDir {
         payload: &[u8],
         reason: &str,
     ) -> io::Result<PathBuf> {
-        let dst = self.write_dead_letter(
-            &header.target,
-            header.records,
-            header.raw_bytes,
-            payload,
-            reason,
-        )?;
+        // a move: the original goes right after, so it needs no more room,
+        // and a full directory cannot keep a poisoned file in the replay
+        let moved = SpillHeader {
+            reason: Some(reason.to_string()),
+            ..header.clone()
+        };
+        let dst = self.write_into(&self.dir.join(DEAD_LETTER), &moved, payload, false)?;
         self.remove(path)?;
         Ok(dst)
     }

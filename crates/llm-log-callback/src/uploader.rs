@@ -12,13 +12,13 @@ use adls_rest::FileSystem;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::attempt::{write_once, AttemptError, UploadSettings};
+use crate::attempt::{write_once, AttemptError, Progress, UploadSettings};
 pub use crate::attempt::{Create, Target, WRITER_METADATA};
 use crate::metrics::{Counters, DropReason};
 use crate::spill::SpillDir;
 
 /// How many times one batch moves to a new name before it is dead-lettered.
-const MAX_CONFLICTS: u32 = 3;
+pub(crate) const MAX_CONFLICTS: u32 = 3;
 
 /// A batch on its way to storage.
 #[derive(Debug, Clone)]
@@ -104,16 +104,20 @@ impl Uploader {
                     .end_unwritten(&batch, DropReason::Shutdown, maybe_committed)
                     .await;
             }
-            let mut committing = false;
+            let mut progress = Progress::Staging;
             let result = tokio::select! {
-                r = write_once(&self.fs, &batch.target, &batch.payload, &self.settings, &mut committing) => r,
+                r = write_once(&self.fs, &batch.target, &batch.payload, &self.settings, &mut progress) => r,
                 _ = wait_true(&mut give_up) => {
                     // abandoned mid-flight: if the commit was under way, nobody knows
-                    return self.end_unwritten(&batch, DropReason::Shutdown, maybe_committed || committing).await;
+                    let maybe = maybe_committed || progress != Progress::Staging;
+                    return self.end_unwritten(&batch, DropReason::Shutdown, maybe).await;
                 }
             };
             if let Err(AttemptError::Retry(e)) = &result {
-                maybe_committed |= committing && e.may_have_been_applied();
+                // committed but not verified (the check's own request failed),
+                // or a commit whose answer was lost
+                maybe_committed |= progress == Progress::Committed
+                    || (progress == Progress::Committing && e.may_have_been_applied());
             }
             match result {
                 Ok(()) => {

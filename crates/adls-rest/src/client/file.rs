@@ -293,18 +293,30 @@ impl File {
         options: &FlushOptions,
     ) -> Result<BlobFlush, Error> {
         let ep = self.client().endpoint();
-        let list_req = blob::GetBlockList {
-            container: &self.fs.name,
-            blob: &self.path,
+        let read = || async {
+            let list_req = blob::GetBlockList {
+                container: &self.fs.name,
+                blob: &self.path,
+            }
+            .request(ep)?;
+            let (list, props) = tokio::join!(
+                self.client().send("get_block_list", list_req),
+                self.properties()
+            );
+            let list = blob::GetBlockList::parse(&list?.body)?;
+            let committed_len = list
+                .committed
+                .iter()
+                .try_fold(0u64, |sum, b| sum.checked_add(b.size))
+                .ok_or_else(|| Error::protocol("the committed block sizes overflow 64 bits"))?;
+            Ok::<_, Error>((list, props?, committed_len))
+        };
+        let (mut list, mut props, mut committed_len) = read().await?;
+        if committed_len != props.content_length {
+            // the two reads may straddle a commit (a late one of our own):
+            // read again before concluding anything
+            (list, props, committed_len) = read().await?;
         }
-        .request(ep)?;
-        let (list, props) = tokio::join!(
-            self.client().send("get_block_list", list_req),
-            self.properties()
-        );
-        let list = blob::GetBlockList::parse(&list?.body)?;
-        let props = props?;
-        let committed_len: u64 = list.committed.iter().map(|b| b.size).sum();
         if committed_len != props.content_length {
             // e.g. a blob uploaded whole by another tool: it has no blocks to keep
             return Err(Error::new(
@@ -339,7 +351,9 @@ impl File {
             match staged.get(&at) {
                 Some(b) if b.size > 0 => {
                     chain.push(b.id.clone());
-                    at += b.size;
+                    at = at.checked_add(b.size).ok_or_else(|| {
+                        Error::protocol("the staged block sizes overflow 64 bits")
+                    })?;
                 }
                 _ => {
                     return Err(Error::invalid_flush_position(format!(
@@ -363,7 +377,12 @@ impl File {
             content_type: content_type.as_deref(),
             metadata: &props.metadata,
             content_md5: options.content_md5.as_deref(),
-            conditions: &Conditions::default(),
+            // only over the content this list was read from: a commit made
+            // meanwhile (another writer's) is not dropped from the list
+            conditions: &Conditions {
+                if_match: Some(props.etag.clone()).filter(|e| !e.is_empty()),
+                if_none_match: None,
+            },
         }
         .request(ep)?;
         Ok(BlobFlush::Request(req))
