@@ -196,7 +196,7 @@ impl Logger {
     /// `Err(QueueFull)` means the record was accepted and dropped (counted in
     /// `dropped.queue_full`); other errors mean it was refused (`rejected`).
     pub fn log(&self, record: LogRecord) -> Result<(), LogError> {
-        let entry = self.prepare(record)?;
+        let entry = self.prepare(record).map_err(|e| self.reject(e))?;
         self.push(entry)
     }
 
@@ -215,28 +215,42 @@ impl Logger {
     /// one line (raw line breaks between tokens become spaces), with an `id`
     /// put first if it had none. Otherwise it goes the way of [`Logger::log`].
     pub fn log_json(&self, json: &str) -> Result<(), LogError> {
+        let (entry, _) = self.json_entry(json, false).map_err(|e| self.reject(e))?;
+        self.push(entry)
+    }
+
+    /// The queue entry of a record that arrives as JSON text (see
+    /// [`Logger::log_json`]), and, when `want_id`, the id the record itself
+    /// carried (not one generated for it). Refusals are counted by the caller.
+    fn json_entry(&self, json: &str, want_id: bool) -> Result<(Entry, Option<String>), LogError> {
+        if self.shared.queue.is_closed() {
+            return Err(LogError::ShutDown);
+        }
         if self.shared.redaction.content == ContentPolicy::Keep {
-            if self.shared.queue.is_closed() {
-                return Err(self.reject(LogError::ShutDown));
-            }
-            match scan::scan(json, &self.shared.redaction) {
-                Err(e) => return Err(self.reject(LogError::InvalidRecord(e.to_string()))),
-                // an id that is null or empty is replaced, as `log` does
-                Ok(s)
-                    if !s.rewrite
-                        && !matches!(&s.id, Some(None))
-                        && !matches!(&s.id, Some(Some(id)) if id.is_empty()) =>
-                {
-                    let entry = self.raw_entry(json, s.id.flatten())?;
-                    return self.push(entry);
-                }
-                Ok(_) => {}
+            let s = scan::scan(json, &self.shared.redaction)
+                .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+            // an id that is null or empty is replaced, as `log` does
+            let kept = !s.rewrite
+                && !matches!(&s.id, Some(None))
+                && !matches!(&s.id, Some(Some(id)) if id.is_empty());
+            if kept {
+                let declared = s.id.flatten();
+                let own = if want_id {
+                    declared.as_deref().map(str::to_string)
+                } else {
+                    None
+                };
+                return Ok((self.raw_entry(json, declared)?, own));
             }
         }
-        match LogRecord::from_json(json) {
-            Ok(r) => self.log(r),
-            Err(e) => Err(self.reject(LogError::InvalidRecord(e.to_string()))),
-        }
+        let record =
+            LogRecord::from_json(json).map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+        let own = if want_id {
+            record.id.get().filter(|id| !id.is_empty()).cloned()
+        } else {
+            None
+        };
+        Ok((self.prepare(record)?, own))
     }
 
     /// The queue entry of a scanned JSON object, its text kept.
@@ -270,11 +284,10 @@ impl Logger {
         };
         line.push(b'\n');
         if line.len() > self.shared.max_record_bytes {
-            let e = LogError::RecordTooLarge {
+            return Err(LogError::RecordTooLarge {
                 bytes: line.len(),
                 limit: self.shared.max_record_bytes,
-            };
-            return Err(self.reject(e));
+            });
         }
         Ok(Entry {
             line,
@@ -304,7 +317,7 @@ impl Logger {
     /// Like [`Logger::log`], but when the queue is full waits for room
     /// instead of applying the overflow policy.
     pub async fn log_async(&self, record: LogRecord) -> Result<(), LogError> {
-        let mut entry = self.prepare(record)?;
+        let mut entry = self.prepare(record).map_err(|e| self.reject(e))?;
         loop {
             let room = self.shared.queue.room.notified();
             tokio::pin!(room);
@@ -330,25 +343,25 @@ impl Logger {
         e
     }
 
+    /// The queue entry of a record: redacted, serialized. Refusals are
+    /// counted by the caller.
     fn prepare(&self, mut record: LogRecord) -> Result<Entry, LogError> {
         if self.shared.queue.is_closed() {
-            return Err(self.reject(LogError::ShutDown));
+            return Err(LogError::ShutDown);
         }
         self.shared.redaction.apply(&mut record);
         let id = record.ensure_id();
         let id = self.shared.keep_ids.then(|| id.to_string());
         // one allocation for a typical record; grows for large ones
         let mut line = Vec::with_capacity(2048);
-        if let Err(e) = serde_json::to_writer(&mut line, &record) {
-            return Err(self.reject(LogError::InvalidRecord(e.to_string())));
-        }
+        serde_json::to_writer(&mut line, &record)
+            .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
         line.push(b'\n');
         if line.len() > self.shared.max_record_bytes {
-            let e = LogError::RecordTooLarge {
+            return Err(LogError::RecordTooLarge {
                 bytes: line.len(),
                 limit: self.shared.max_record_bytes,
-            };
-            return Err(self.reject(e));
+            });
         }
         Ok(Entry {
             line,
