@@ -71,6 +71,12 @@ pub struct Config {
     /// Transactional checksums on every append and staged block (the service
     /// refuses data damaged on the way). Default: `Content-MD5`.
     pub checksums: adls_rest::Checksums,
+    /// How long [`Logger::ingest`](crate::Logger::ingest) remembers the ids it
+    /// took, to skip a sender's retry of the same records.
+    pub dedup_window: Duration,
+    /// At most this many ids are remembered (the oldest go first): about
+    /// 100 bytes of memory each.
+    pub dedup_max_ids: usize,
     /// Only for measuring what verification costs (`cargo xtask bench`):
     /// when true, a 2xx from the commit counts as written without comparing
     /// what the service stored. Never turn this on in production.
@@ -111,6 +117,8 @@ impl Default for Config {
                 md5: true,
                 crc64: false,
             },
+            dedup_window: Duration::from_secs(600),
+            dedup_max_ids: 1_000_000,
             unverified_for_benchmarks: false,
             batch_retry_window: Duration::from_secs(60),
             spill: None,
@@ -195,6 +203,7 @@ impl Config {
     /// | `AZURE_STORAGE_FILE_SYSTEM` | filesystem | `llm-logs` |
     /// | `LLM_LOG_PREFIX` | path prefix | empty |
     /// | `LLM_LOG_CREATE_FILESYSTEM` | create the filesystem at start | true |
+    /// | `LLM_LOG_DEDUP_WINDOW_SECS` / `LLM_LOG_DEDUP_MAX_IDS` | `ingest`'s deduplication window | 600 / 1000000 |
     /// | `LLM_LOG_LAYOUT` | `batch`, `rolling`, `per-record` | `batch` |
     /// | `LLM_LOG_ROLLING_WINDOW_SECS` | rolling window | 3600 |
     /// | `LLM_LOG_PATH_TEMPLATE` | path template | per layout |
@@ -291,6 +300,12 @@ impl Config {
                     ))
                 }
             };
+        }
+        if let Some(v) = get("LLM_LOG_DEDUP_WINDOW_SECS") {
+            c.dedup_window = Duration::from_secs(num("LLM_LOG_DEDUP_WINDOW_SECS", &v)?);
+        }
+        if let Some(v) = get("LLM_LOG_DEDUP_MAX_IDS") {
+            c.dedup_max_ids = num("LLM_LOG_DEDUP_MAX_IDS", &v)?;
         }
         if let Some(v) = get("LLM_LOG_CREATE_FILESYSTEM") {
             c.create_filesystem = flag("LLM_LOG_CREATE_FILESYSTEM", &v)?;

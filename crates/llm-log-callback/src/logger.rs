@@ -14,6 +14,7 @@ use crate::attempt::UploadSettings;
 use crate::batcher::{replayer, Batcher, Control};
 use crate::config::{Config, OverflowPolicy};
 use crate::error::LogError;
+use crate::ingest::{Dedup, IngestError, Ingested};
 use crate::layout::{Layout, LayoutMode};
 use crate::metrics::{Counters, DropReason, Metrics};
 use crate::queue::{Entry, PushError, Queue};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     redaction: Redaction,
     max_record_bytes: usize,
     keep_ids: bool,
+    /// Ids taken by `ingest` recently (its deduplication window).
+    dedup: Mutex<Dedup>,
     client: Client,
     /// Set when shutdown's deadline passes: uploads stop retrying and spill
     /// or drop. Dropped with the last handle and the batcher, which also
@@ -145,6 +148,7 @@ impl Logger {
             redaction: config.redaction.clone(),
             max_record_bytes: config.max_batch_bytes,
             keep_ids: config.layout == LayoutMode::PerRecord,
+            dedup: Mutex::new(Dedup::new(config.dedup_window, config.dedup_max_ids)),
             client: client.clone(),
             give_up: give_up_tx,
         });
@@ -337,6 +341,90 @@ impl Logger {
         }
     }
 
+    /// Takes a group of records that arrive as JSON texts (a POST of the
+    /// HTTP sidecar), all or nothing: every one is checked first (one invalid
+    /// record refuses the group), those whose own `id` was taken within the
+    /// deduplication window are skipped (a sender's retry), and the rest are
+    /// queued together, or none is and [`IngestError::Busy`] says when to try
+    /// again. Each record is stored as [`Logger::log_json`] stores it.
+    pub async fn ingest(&self, records: &[&str]) -> Result<Ingested, IngestError> {
+        let refuse = |e: IngestError| {
+            Counters::add(&self.shared.counters.rejected, records.len() as u64);
+            e
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        let mut ids = Vec::with_capacity(records.len());
+        for (index, text) in records.iter().enumerate() {
+            match self.json_entry(text, true) {
+                Ok((entry, id)) => {
+                    entries.push(entry);
+                    ids.push(id);
+                }
+                Err(LogError::ShutDown) => return Err(IngestError::ShutDown),
+                Err(LogError::RecordTooLarge { bytes, limit }) => {
+                    return Err(refuse(IngestError::TooLarge {
+                        index,
+                        bytes,
+                        limit,
+                    }))
+                }
+                Err(e) => {
+                    let reason = match e {
+                        LogError::InvalidRecord(m) => m,
+                        other => other.to_string(),
+                    };
+                    return Err(refuse(IngestError::Invalid { index, reason }));
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keep = Vec::with_capacity(entries.len());
+        let mut taken: Vec<&str> = Vec::new();
+        let mut duplicates = 0;
+        for (entry, id) in entries.into_iter().zip(&ids) {
+            let seen = id
+                .as_deref()
+                .is_some_and(|id| dedup.contains(id, now) || taken.contains(&id));
+            if seen {
+                duplicates += 1;
+                continue;
+            }
+            if let Some(id) = id {
+                taken.push(id);
+            }
+            keep.push(entry);
+        }
+        let accepted = keep.len();
+        let bytes: usize = keep.iter().map(|e| e.line.len()).sum();
+        if !self.shared.queue.could_hold(accepted, bytes) {
+            return Err(refuse(IngestError::GroupTooLarge {
+                records: accepted,
+                bytes,
+            }));
+        }
+        match self.shared.queue.try_push_all(keep) {
+            Ok(()) => {
+                for id in taken {
+                    dedup.insert(id.to_string(), now);
+                }
+                Counters::add(&self.shared.counters.accepted, accepted as u64);
+                Counters::add(&self.shared.counters.duplicates, duplicates as u64);
+                Ok(Ingested {
+                    accepted,
+                    duplicates,
+                })
+            }
+            Err(true) => Err(IngestError::ShutDown),
+            Err(false) => {
+                self.shared.queue.arrived.notify_one();
+                Err(IngestError::Busy {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
     /// Counts a refused record and hands its error back.
     fn reject(&self, e: LogError) -> LogError {
         Counters::add(&self.shared.counters.rejected, 1);
@@ -465,6 +553,7 @@ impl Logger {
             replayed: Counters::get(&c.replayed),
             quarantined_files: Counters::get(&c.quarantined),
             dead_lettered: Counters::get(&c.dead_lettered),
+            duplicates: Counters::get(&c.duplicates),
             replay_dead_lettered: Counters::get(&c.replay_dead_lettered),
             unknown: Counters::get(&c.unknown),
             dropped: c.dropped(),
@@ -668,6 +757,57 @@ mod tests {
             ..config
         })
         .await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ingest_takes_a_group_whole_skips_retried_ids_and_says_when_busy() {
+        let dir = temp_dir("ingest");
+        let logger = spilling(
+            &dir,
+            Config {
+                queue_max_records: 5,
+                ..Config::default()
+            },
+        )
+        .await;
+        // one bad record refuses the group; nothing of it is kept
+        let bad = logger
+            .ingest(&[r#"{"id":"a"}"#, r#"{"prompt_tokens":"x"}"#])
+            .await
+            .expect_err("invalid");
+        assert!(
+            matches!(bad, IngestError::Invalid { index: 1, .. }),
+            "{bad}"
+        );
+        assert_eq!(logger.metrics().accepted, 0);
+        let first = [r#"{"id":"a"}"#, r#"{"id":"b"}"#, r#"{"status":"no id"}"#];
+        let took = logger.ingest(&first).await.expect("ingest");
+        assert_eq!((took.accepted, took.duplicates), (3, 0));
+        // a sender's retry of the same group: the ids are skipped, an id-less record is not
+        let again = logger.ingest(&first).await.expect("ingest");
+        assert_eq!((again.accepted, again.duplicates), (1, 2));
+        // duplicates inside one group too
+        let inner = logger
+            .ingest(&[r#"{"id":"c"}"#, r#"{"id":"c"}"#])
+            .await
+            .expect("ingest");
+        assert_eq!((inner.accepted, inner.duplicates), (1, 1));
+        // five fit in the queue at most: a group of six never will
+        let six: Vec<String> = (0..6).map(|i| format!(r#"{{"id":"big{i}"}}"#)).collect();
+        let six: Vec<&str> = six.iter().map(String::as_str).collect();
+        assert!(matches!(
+            logger.ingest(&six).await,
+            Err(IngestError::GroupTooLarge { records: 6, .. })
+        ));
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(r.metrics.accepted, 5);
+        assert_eq!(r.metrics.duplicates, 3);
+        assert_eq!(spilled_records(&dir).len(), 5);
+        assert!(matches!(
+            logger.ingest(&first).await,
+            Err(IngestError::ShutDown)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -93,6 +93,9 @@ pub struct Metrics {
     /// Accepted records that storage refused for good (a 4xx no retry
     /// changes), kept in the spill directory's `dead-letter/` with the reason.
     pub dead_lettered: u64,
+    /// Records `ingest` skipped because their `id` was taken within the
+    /// deduplication window (not accepted, so not in the ledger).
+    pub duplicates: u64,
     /// Spilled records (of this run or earlier ones) that storage refused
     /// for good on replay, moved to `dead-letter/`.
     pub replay_dead_lettered: u64,
@@ -143,6 +146,7 @@ pub(crate) struct Counters {
     pub replayed: AtomicU64,
     pub quarantined: AtomicU64,
     pub dead_lettered: AtomicU64,
+    pub duplicates: AtomicU64,
     pub replay_dead_lettered: AtomicU64,
     pub unknown: AtomicU64,
     pub files: AtomicU64,

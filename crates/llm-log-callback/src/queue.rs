@@ -102,6 +102,35 @@ impl Queue {
         Ok(())
     }
 
+    /// Whether `records` entries of `bytes` in all could ever be queued at once.
+    pub fn could_hold(&self, records: usize, bytes: usize) -> bool {
+        records <= self.max_records && bytes <= self.max_bytes
+    }
+
+    /// Adds all of `entries` if they all fit, else none (they are dropped:
+    /// the caller has not accepted them). `Err(false)`: full; `Err(true)`: closed.
+    pub fn try_push_all(&self, entries: Vec<Entry>) -> Result<(), bool> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let bytes: usize = entries.iter().map(|e| e.line.len()).sum();
+        {
+            let mut s = self.lock();
+            if s.closed {
+                return Err(true);
+            }
+            let fits = s.items.len() + entries.len() <= self.max_records
+                && (s.bytes + bytes <= self.max_bytes || s.items.is_empty());
+            if !fits {
+                return Err(false);
+            }
+            s.bytes += bytes;
+            s.items.extend(entries);
+        }
+        self.arrived.notify_one();
+        Ok(())
+    }
+
     /// Takes entries from the front while they fit in `max_records` / `max_bytes`.
     ///
     /// The lock is held for a scan of lengths and an O(1) swap when the whole
