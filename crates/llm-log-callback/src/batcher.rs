@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::journal::JournalRef;
 use crate::layout::{window_start, Layout, LayoutMode};
 use crate::logger::Shared;
 use crate::metrics::{Counters, DropReason};
@@ -191,7 +192,7 @@ impl Batcher {
     ) {
         let records = entries.len() as u64;
         let target = self.next_target(&entries);
-        let raw = concat(entries);
+        let (raw, journal) = concat(entries);
         let raw_bytes = raw.len() as u64;
         Counters::add(&self.shared.counters.in_flight, records);
         let gzip = self.config.gzip;
@@ -202,6 +203,8 @@ impl Batcher {
                 payload,
                 records,
                 raw_bytes,
+                journal,
+                inflight: None,
             };
             if let Err(mpsc::error::SendError(RollingMsg::Batch(b))) =
                 tx.send(RollingMsg::Batch(batch)).await
@@ -228,6 +231,8 @@ impl Batcher {
                     payload,
                     records,
                     raw_bytes,
+                    journal,
+                    inflight: None,
                 })
                 .await;
             counters
@@ -251,7 +256,7 @@ impl Batcher {
         for group in groups {
             let records = group.len() as u64;
             let target = self.next_target(&group);
-            let raw = concat(group);
+            let (raw, journal) = concat(group);
             let raw_bytes = raw.len() as u64;
             let payload = compress(raw, self.config.gzip).await;
             let batch = Batch {
@@ -259,6 +264,8 @@ impl Batcher {
                 payload,
                 records,
                 raw_bytes,
+                journal,
+                inflight: None,
             };
             self.uploader
                 .spill_or_drop(&batch, DropReason::SpillFailed)
@@ -267,12 +274,15 @@ impl Batcher {
     }
 }
 
-fn concat(entries: Vec<Entry>) -> Vec<u8> {
+/// The entries' lines in one buffer, and where journaled ones sit in the journal.
+fn concat(entries: Vec<Entry>) -> (Vec<u8>, Vec<JournalRef>) {
     let mut buf = Vec::with_capacity(entries.iter().map(|e| e.line.len()).sum());
+    let mut journal = Vec::new();
     for e in entries {
         buf.extend_from_slice(&e.line);
+        journal.extend(e.journal);
     }
-    buf
+    (buf, journal)
 }
 
 /// Gzips on the blocking pool when asked (a few ms per MiB).

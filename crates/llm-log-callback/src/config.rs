@@ -37,6 +37,17 @@ pub struct SpillConfig {
     pub max_bytes: u64,
 }
 
+/// Journal settings: what [`Logger::ingest`](crate::Logger::ingest) takes is
+/// fsynced here before it returns (see `journal.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// The journal directory (created if missing). Without a spill directory
+    /// of its own, the logger spills into `spill/` inside it.
+    pub dir: PathBuf,
+    /// Largest size of the journal: beyond it `ingest` answers `Busy`.
+    pub max_bytes: u64,
+}
+
 /// Logger configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -89,6 +100,8 @@ pub struct Config {
     pub batch_retry_window: Duration,
     /// Spill directory; `None` disables spilling.
     pub spill: Option<SpillConfig>,
+    /// Journal for `ingest`; `None`: `ingest` queues without fsync.
+    pub journal: Option<JournalConfig>,
     /// Redaction applied to every record.
     pub redaction: Redaction,
     /// How often the replayer looks at the spill directory when idle.
@@ -122,6 +135,7 @@ impl Default for Config {
             unverified_for_benchmarks: false,
             batch_retry_window: Duration::from_secs(60),
             spill: None,
+            journal: None,
             redaction: Redaction::default(),
             replay_interval: Duration::from_secs(30),
         }
@@ -218,6 +232,7 @@ impl Config {
     /// | `LLM_LOG_MAX_CONCURRENT_UPLOADS` | uploads in flight | 4 |
     /// | `LLM_LOG_RETRY_WINDOW_SECS` | whole-batch retry window | 60 |
     /// | `LLM_LOG_SPILL_DIR` / `LLM_LOG_SPILL_MAX_BYTES` | spill directory and cap | off / 1 GiB |
+    /// | `LLM_LOG_JOURNAL_DIR` / `LLM_LOG_JOURNAL_MAX_BYTES` | `ingest`'s journal and cap | off / 1 GiB |
     /// | `LLM_LOG_REDACT_CONTENT` | `keep`, `drop`, `hash` | keep |
     /// | `LLM_LOG_MAX_STRING_BYTES` | truncate strings (0 = off) | 65536 |
     /// | `LLM_LOG_STRIP_DATA_URLS` | `true`/`false` | true |
@@ -332,6 +347,16 @@ impl Config {
         }
         if let Some(v) = get("LLM_LOG_RETRY_WINDOW_SECS") {
             c.batch_retry_window = Duration::from_secs(num("LLM_LOG_RETRY_WINDOW_SECS", &v)?);
+        }
+        if let Some(dir) = get("LLM_LOG_JOURNAL_DIR") {
+            let max_bytes = match get("LLM_LOG_JOURNAL_MAX_BYTES") {
+                Some(v) => num("LLM_LOG_JOURNAL_MAX_BYTES", &v)?,
+                None => 1 << 30,
+            };
+            c.journal = Some(JournalConfig {
+                dir: PathBuf::from(dir),
+                max_bytes,
+            });
         }
         if let Some(dir) = get("LLM_LOG_SPILL_DIR") {
             let max_bytes = match get("LLM_LOG_SPILL_MAX_BYTES") {

@@ -130,6 +130,11 @@ impl Dedup {
         self.seen.contains_key(id)
     }
 
+    /// Forgets `id` (its records were not taken after all).
+    pub fn remove(&mut self, id: &str) {
+        self.seen.remove(id);
+    }
+
     /// Notes `id` as taken at `now`.
     pub fn insert(&mut self, id: String, now: Instant) {
         if self.max_ids == 0 {

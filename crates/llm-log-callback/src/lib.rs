@@ -31,6 +31,7 @@ pub mod config;
 pub mod destination;
 pub mod error;
 pub mod ingest;
+mod journal;
 pub mod layout;
 mod logger;
 pub mod metrics;
@@ -43,7 +44,7 @@ pub mod spill;
 pub mod uploader;
 
 pub use clients::ClientCache;
-pub use config::{Config, OverflowPolicy, SpillConfig};
+pub use config::{Config, JournalConfig, OverflowPolicy, SpillConfig};
 pub use destination::client_from_env;
 pub use error::LogError;
 pub use ingest::{IngestError, Ingested};

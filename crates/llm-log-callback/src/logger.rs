@@ -15,6 +15,7 @@ use crate::batcher::{replayer, Batcher, Control};
 use crate::config::{Config, OverflowPolicy};
 use crate::error::LogError;
 use crate::ingest::{Dedup, IngestError, Ingested};
+use crate::journal::{AppendError, Journal, JournalRef, Recovered};
 use crate::layout::{Layout, LayoutMode};
 use crate::metrics::{Counters, DropReason, Metrics};
 use crate::queue::{Entry, PushError, Queue};
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     keep_ids: bool,
     /// Ids taken by `ingest` recently (its deduplication window).
     dedup: Mutex<Dedup>,
+    /// Where `ingest` makes records durable before it returns.
+    journal: Option<Arc<Journal>>,
     client: Client,
     /// Set when shutdown's deadline passes: uploads stop retrying and spill
     /// or drop. Dropped with the last handle and the batcher, which also
@@ -44,11 +47,62 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What the journal held at start: the ids of all its records seed the
+    /// deduplication window (at the time they were journaled), and the
+    /// records no batch secured before the restart are queued again.
+    fn recover(&self, recovered: Vec<Recovered>) {
+        let now = Instant::now();
+        let now_ms =
+            (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let mut entries = Vec::new();
+        {
+            let mut dedup = self.dedup.lock().unwrap_or_else(|p| p.into_inner());
+            for r in recovered {
+                let text = std::str::from_utf8(&r.line).unwrap_or("");
+                let id = scan::scan(text.trim_end(), &Redaction::off())
+                    .ok()
+                    .and_then(|s| s.id.flatten())
+                    .map(|id| id.into_owned());
+                if let Some(id) = &id {
+                    let age = Duration::from_millis(now_ms.saturating_sub(r.unix_ms));
+                    dedup.insert(id.clone(), now.checked_sub(age).unwrap_or(now));
+                }
+                if r.pending {
+                    entries.push(Entry {
+                        line: r.line,
+                        id: if self.keep_ids { id } else { None },
+                        accepted_at: now,
+                        journal: Some(r.at),
+                    });
+                }
+            }
+        }
+        let n = entries.len() as u64;
+        if n > 0 {
+            tracing::info!(records = n, "records from the journal queued again");
+            self.queue.push_all_unbounded(entries);
+            Counters::add(&self.counters.accepted, n);
+            Counters::add(&self.counters.journal_recovered, n);
+        }
+    }
+
     pub fn take_overflow(&self) -> Vec<Entry> {
         let mut o = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
         o.1 = 0;
         std::mem::take(&mut o.0)
     }
+}
+
+/// What `take_group` did with a group.
+enum Taken {
+    /// Queued (no journal).
+    Queued(Ingested),
+    /// To be journaled, then queued.
+    ToJournal {
+        keep: Vec<Entry>,
+        taken: Vec<String>,
+        duplicates: usize,
+    },
 }
 
 /// What `flush` and `shutdown` report: the ledger at that moment.
@@ -109,7 +163,30 @@ impl Logger {
             fs.create_if_not_exists().await?;
         }
         check_can_read(&fs).await?;
-        let spill = match &config.spill {
+        // journal mode needs a spill directory: by default inside the journal's
+        let spill_config = config.spill.clone().or_else(|| {
+            config.journal.as_ref().map(|j| crate::config::SpillConfig {
+                dir: j.dir.join("spill"),
+                max_bytes: j.max_bytes,
+            })
+        });
+        let journal = match &config.journal {
+            Some(j) => {
+                let (dir, max, window) = (j.dir.clone(), j.max_bytes, config.dedup_window);
+                let opened = tokio::task::spawn_blocking(move || Journal::open(&dir, max, window))
+                    .await
+                    .map_err(|e| LogError::config("journal.dir", e.to_string()))?
+                    .map_err(|e| {
+                        LogError::config(
+                            "journal.dir",
+                            format!("cannot open {}: {e}", j.dir.display()),
+                        )
+                    })?;
+                Some((Arc::new(opened.0), opened.1))
+            }
+            None => None,
+        };
+        let spill = match &spill_config {
             Some(s) => {
                 let dir = s.dir.clone();
                 let max = s.max_bytes;
@@ -149,9 +226,13 @@ impl Logger {
             max_record_bytes: config.max_batch_bytes,
             keep_ids: config.layout == LayoutMode::PerRecord,
             dedup: Mutex::new(Dedup::new(config.dedup_window, config.dedup_max_ids)),
+            journal: journal.as_ref().map(|(j, _)| j.clone()),
             client: client.clone(),
             give_up: give_up_tx,
         });
+        if let Some((_, recovered)) = journal {
+            shared.recover(recovered);
+        }
         let uploader = Arc::new(Uploader {
             fs,
             settings: UploadSettings {
@@ -169,6 +250,7 @@ impl Logger {
             },
             counters,
             spill,
+            journal: shared.journal.clone(),
             give_up: give_up_rx.clone(),
             healthy: Arc::new(tokio::sync::Notify::new()),
         });
@@ -297,6 +379,7 @@ impl Logger {
             line,
             id: self.shared.keep_ids.then(|| id.into_owned()),
             accepted_at: Instant::now(),
+            journal: None,
         })
     }
 
@@ -377,12 +460,65 @@ impl Logger {
                 }
             }
         }
+        let (mut keep, taken, duplicates) = match self.take_group(entries, &ids)? {
+            Taken::Queued(done) => return Ok(done),
+            Taken::ToJournal {
+                keep,
+                taken,
+                duplicates,
+            } => (keep, taken, duplicates),
+        };
+        let Some(journal) = &self.shared.journal else {
+            return Err(IngestError::ShutDown);
+        };
+        let accepted = keep.len();
+        let lines: Vec<&[u8]> = keep.iter().map(|e| &e.line[..]).collect();
+        match journal.append(&lines).await {
+            Ok(first) => {
+                for (i, e) in keep.iter_mut().enumerate() {
+                    e.journal = Some(JournalRef {
+                        seg: first.seg,
+                        index: first.index + i as u64,
+                    });
+                }
+                self.shared.queue.push_all_unbounded(keep);
+                Counters::add(&self.shared.counters.accepted, accepted as u64);
+                Counters::add(&self.shared.counters.duplicates, duplicates as u64);
+                Ok(Ingested {
+                    accepted,
+                    duplicates,
+                })
+            }
+            Err(e) => {
+                let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &taken {
+                    dedup.remove(id);
+                }
+                if let AppendError::Io(e) = &e {
+                    tracing::error!(error = %e, "cannot write the journal; answering busy");
+                }
+                Err(IngestError::Busy {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    /// The part of `ingest` under the deduplication lock (never across an
+    /// await): skips ids taken within the window or earlier in the group;
+    /// without a journal it queues the rest, with one it notes their ids
+    /// (so a concurrent retry is skipped too) and hands them back to journal.
+    fn take_group(
+        &self,
+        entries: Vec<Entry>,
+        ids: &[Option<String>],
+    ) -> Result<Taken, IngestError> {
         let now = Instant::now();
         let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
-        let mut keep = Vec::with_capacity(entries.len());
+        let mut keep: Vec<Entry> = Vec::with_capacity(entries.len());
         let mut taken: Vec<&str> = Vec::new();
         let mut duplicates = 0;
-        for (entry, id) in entries.into_iter().zip(&ids) {
+        for (entry, id) in entries.into_iter().zip(ids) {
             let seen = id
                 .as_deref()
                 .is_some_and(|id| dedup.contains(id, now) || taken.contains(&id));
@@ -398,10 +534,32 @@ impl Logger {
         let accepted = keep.len();
         let bytes: usize = keep.iter().map(|e| e.line.len()).sum();
         if !self.shared.queue.could_hold(accepted, bytes) {
-            return Err(refuse(IngestError::GroupTooLarge {
+            Counters::add(&self.shared.counters.rejected, ids.len() as u64);
+            return Err(IngestError::GroupTooLarge {
                 records: accepted,
                 bytes,
-            }));
+            });
+        }
+        let busy = || {
+            self.shared.queue.arrived.notify_one();
+            IngestError::Busy {
+                retry_after: Duration::from_secs(1),
+            }
+        };
+        if self.shared.journal.is_some() {
+            // room now? Once journaled, the records are queued whatever the
+            // bounds say (they are acknowledged), so ask before.
+            if !self.shared.queue.has_room(accepted, bytes) {
+                return Err(busy());
+            }
+            for id in &taken {
+                dedup.insert(id.to_string(), now);
+            }
+            return Ok(Taken::ToJournal {
+                keep,
+                taken: taken.iter().map(|id| id.to_string()).collect(),
+                duplicates,
+            });
         }
         match self.shared.queue.try_push_all(keep) {
             Ok(()) => {
@@ -410,18 +568,13 @@ impl Logger {
                 }
                 Counters::add(&self.shared.counters.accepted, accepted as u64);
                 Counters::add(&self.shared.counters.duplicates, duplicates as u64);
-                Ok(Ingested {
+                Ok(Taken::Queued(Ingested {
                     accepted,
                     duplicates,
-                })
+                }))
             }
             Err(true) => Err(IngestError::ShutDown),
-            Err(false) => {
-                self.shared.queue.arrived.notify_one();
-                Err(IngestError::Busy {
-                    retry_after: Duration::from_secs(1),
-                })
-            }
+            Err(false) => Err(busy()),
         }
     }
 
@@ -455,6 +608,7 @@ impl Logger {
             line,
             id,
             accepted_at: Instant::now(),
+            journal: None,
         })
     }
 
@@ -553,6 +707,9 @@ impl Logger {
             replayed: Counters::get(&c.replayed),
             quarantined_files: Counters::get(&c.quarantined),
             dead_lettered: Counters::get(&c.dead_lettered),
+            journal_recovered: Counters::get(&c.journal_recovered),
+            journal_bytes: self.shared.journal.as_ref().map_or(0, |j| j.bytes()),
+            journal_pending: self.shared.journal.as_ref().map_or(0, |j| j.pending()),
             duplicates: Counters::get(&c.duplicates),
             replay_dead_lettered: Counters::get(&c.replay_dead_lettered),
             unknown: Counters::get(&c.unknown),
@@ -807,6 +964,51 @@ mod tests {
             logger.ingest(&first).await,
             Err(IngestError::ShutDown)
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn journaled_records_survive_a_crash_and_come_back_once() {
+        fn assert_send<T: Send>(_: &T) {}
+        let dir = temp_dir("journal");
+        let jdir = dir.join("journal");
+        // a process that acknowledged two records and died before batching them
+        {
+            let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+            j.append(&[b"{\"id\":\"x1\"}\n", b"{\"id\":\"x2\"}\n"])
+                .await
+                .expect("append");
+        }
+        let config = Config {
+            journal: Some(crate::config::JournalConfig {
+                dir: jdir.clone(),
+                max_bytes: 1 << 20,
+            }),
+            ..Config::default()
+        };
+        let logger = offline(config.clone()).await;
+        let m = logger.metrics();
+        assert_eq!((m.journal_recovered, m.accepted), (2, 2), "{m:?}");
+        // a sender retrying what was acknowledged before the crash: skipped
+        let retry = logger.ingest(&[r#"{"id":"x1"}"#, r#"{"id":"x3"}"#]);
+        assert_send(&retry);
+        let took = retry.await.expect("ingest");
+        assert_eq!((took.accepted, took.duplicates), (1, 1));
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        // storage is unreachable: all three wait in the spill directory inside the journal's
+        assert_eq!(r.metrics.spilled, 3, "{:?}", r.metrics);
+        assert_eq!(r.metrics.journal_pending, 0, "{:?}", r.metrics);
+        assert_eq!(spilled_records(&jdir.join("spill")).len(), 3);
+        // the next start queues nothing again (they are secured in spill files),
+        // but still knows the ids
+        let logger = offline(config).await;
+        assert_eq!(logger.metrics().journal_recovered, 0);
+        let again = logger
+            .ingest(&[r#"{"id":"x2"}"#, r#"{"id":"x3"}"#])
+            .await
+            .expect("ingest");
+        assert_eq!((again.accepted, again.duplicates), (0, 2));
+        logger.shutdown(Duration::from_secs(5)).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 

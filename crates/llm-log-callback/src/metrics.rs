@@ -93,6 +93,13 @@ pub struct Metrics {
     /// Accepted records that storage refused for good (a 4xx no retry
     /// changes), kept in the spill directory's `dead-letter/` with the reason.
     pub dead_lettered: u64,
+    /// Records found in the journal at start, not secured before the
+    /// restart, and queued again (counted in `accepted` too).
+    pub journal_recovered: u64,
+    /// Bytes the journal holds (journal mode).
+    pub journal_bytes: u64,
+    /// Journaled records not yet secured (journal mode).
+    pub journal_pending: u64,
     /// Records `ingest` skipped because their `id` was taken within the
     /// deduplication window (not accepted, so not in the ledger).
     pub duplicates: u64,
@@ -147,6 +154,7 @@ pub(crate) struct Counters {
     pub quarantined: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub duplicates: AtomicU64,
+    pub journal_recovered: AtomicU64,
     pub replay_dead_lettered: AtomicU64,
     pub unknown: AtomicU64,
     pub files: AtomicU64,

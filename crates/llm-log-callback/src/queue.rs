@@ -17,6 +17,8 @@ pub(crate) struct Entry {
     /// The record id, kept only where the layout names files by id.
     pub id: Option<String>,
     pub accepted_at: Instant,
+    /// Where `ingest` journaled it, if it did.
+    pub journal: Option<crate::journal::JournalRef>,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +109,13 @@ impl Queue {
         records <= self.max_records && bytes <= self.max_bytes
     }
 
+    /// Whether `records` entries of `bytes` in all fit now.
+    pub fn has_room(&self, records: usize, bytes: usize) -> bool {
+        let s = self.lock();
+        s.items.len() + records <= self.max_records
+            && (s.bytes + bytes <= self.max_bytes || s.items.is_empty())
+    }
+
     /// Adds all of `entries` if they all fit, else none (they are dropped:
     /// the caller has not accepted them). `Err(false)`: full; `Err(true)`: closed.
     pub fn try_push_all(&self, entries: Vec<Entry>) -> Result<(), bool> {
@@ -129,6 +138,22 @@ impl Queue {
         }
         self.arrived.notify_one();
         Ok(())
+    }
+
+    /// Adds `entries` whatever the bounds say: they are already durable (in
+    /// the journal) and acknowledged, so refusing them now would lose them.
+    /// The journal's own cap bounds how far this can go.
+    pub fn push_all_unbounded(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let bytes: usize = entries.iter().map(|e| e.line.len()).sum();
+        {
+            let mut s = self.lock();
+            s.bytes += bytes;
+            s.items.extend(entries);
+        }
+        self.arrived.notify_one();
     }
 
     /// Takes entries from the front while they fit in `max_records` / `max_bytes`.
@@ -194,6 +219,7 @@ mod tests {
 
     fn entry(n: usize) -> Entry {
         Entry {
+            journal: None,
             line: vec![b'x'; n],
             id: None,
             accepted_at: Instant::now(),

@@ -21,6 +21,10 @@ use crate::uploader::Target;
 const MAGIC: &[u8] = b"LLMLOGSPILL1\n";
 const EXT: &str = "spill";
 const DEAD_LETTER: &str = "dead-letter";
+/// Batches of journaled records, made durable here before their upload
+/// starts (see `journal.rs`); removed once written, moved into the spill
+/// directory when not, and at start (a crash) for the replay to reconcile.
+const INFLIGHT: &str = "inflight";
 
 /// What a spill file says about its payload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -91,6 +95,17 @@ impl SpillDir {
         fs::create_dir_all(dir)?;
         fs::create_dir_all(dir.join("quarantine"))?;
         fs::create_dir_all(dir.join(DEAD_LETTER))?;
+        fs::create_dir_all(dir.join(INFLIGHT))?;
+        // batches a crash left on their way: replay them like spills (their
+        // targets are kept, so one that did land is found, not written twice)
+        for e in fs::read_dir(dir.join(INFLIGHT))?.flatten() {
+            let p = e.path();
+            if is_spill_name(&p) {
+                if let Some(name) = p.file_name() {
+                    fs::rename(&p, dir.join(name))?;
+                }
+            }
+        }
         let s = SpillDir {
             dir: dir.to_path_buf(),
             max_bytes,
@@ -186,6 +201,43 @@ impl SpillDir {
         // rename's durability across a power loss; replay still finds it).
         sync_dir(dir);
         Ok(dst)
+    }
+
+    /// Writes a batch about to be uploaded into `inflight/`, durably, outside
+    /// the cap (at most the uploads in flight).
+    pub fn write_inflight(
+        &self,
+        target: &Target,
+        records: u64,
+        raw_bytes: u64,
+        payload: &[u8],
+    ) -> io::Result<PathBuf> {
+        let header = SpillHeader::new(target, records, raw_bytes, payload, None);
+        let path = self.write_into(&self.dir.join(INFLIGHT), &header, payload, false)?;
+        // not spilled (yet): `promote` counts it if it comes to that
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        self.used
+            .fetch_sub(len.min(self.used_bytes()), Ordering::Relaxed);
+        Ok(path)
+    }
+
+    /// Moves an in-flight batch that could not be written into the spill
+    /// directory (a rename: it is already durable).
+    pub fn promote(&self, inflight: &Path) -> io::Result<PathBuf> {
+        let name = inflight
+            .file_name()
+            .ok_or_else(|| io::Error::other("an in-flight file has no name"))?;
+        let dst = self.dir.join(name);
+        let len = fs::metadata(inflight)?.len();
+        fs::rename(inflight, &dst)?;
+        sync_dir(&self.dir);
+        self.used.fetch_add(len, Ordering::Relaxed);
+        Ok(dst)
+    }
+
+    /// Removes an in-flight batch once it is written.
+    pub fn remove_inflight(&self, inflight: &Path) -> io::Result<()> {
+        fs::remove_file(inflight)
     }
 
     /// Spill files, oldest first (names start with the creation time).

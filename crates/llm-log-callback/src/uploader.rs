@@ -5,6 +5,7 @@
 //! an attempt abandoned while its commit was under way is kept for
 //! reconciliation (spilled) or counted as unknown. A panic is caught.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::attempt::{write_once, AttemptError, Progress, UploadSettings};
 pub use crate::attempt::{Create, Target, WRITER_METADATA};
+use crate::journal::{Journal, JournalRef};
 use crate::metrics::{Counters, DropReason};
 use crate::spill::SpillDir;
 
@@ -28,6 +30,10 @@ pub(crate) struct Batch {
     pub payload: Bytes,
     pub records: u64,
     pub raw_bytes: u64,
+    /// Where its records sit in the journal (those `ingest` took).
+    pub journal: Vec<JournalRef>,
+    /// Its copy in the spill directory's `inflight/`, once secured.
+    pub inflight: Option<PathBuf>,
 }
 
 /// How a batch ended.
@@ -52,6 +58,8 @@ pub(crate) struct Uploader {
     pub settings: UploadSettings,
     pub counters: Arc<Counters>,
     pub spill: Option<Arc<SpillDir>>,
+    /// The journal of `ingest` (journal mode; then `spill` is set too).
+    pub journal: Option<Arc<Journal>>,
     /// Becomes true when shutdown's deadline has passed: stop retrying.
     pub give_up: watch::Receiver<bool>,
     /// Poked after each successful upload (storage is healthy: replay spills).
@@ -67,8 +75,9 @@ impl Uploader {
     /// (if enabled) or drops. Updates the ledger either way. A panic inside
     /// (a bug) is caught: the batch is spilled as possibly written, or
     /// counted as unknown, never lost from the ledger.
-    pub async fn deliver(&self, batch: Batch) -> Delivered {
+    pub async fn deliver(&self, mut batch: Batch) -> Delivered {
         use futures_util::FutureExt as _;
+        self.secure(&mut batch).await;
         let span = tracing::info_span!(
             "batch",
             path = %batch.target.path,
@@ -88,6 +97,48 @@ impl Uploader {
                 tracing::error!(panic = %what, records = batch.records, "the upload of a batch panicked; keeping it for reconciliation");
                 self.keep_unknown(&batch).await
             }
+        }
+    }
+
+    /// Journal mode: before its upload starts, a batch of journaled records
+    /// is made durable in the spill directory's `inflight/` (with its target),
+    /// and its records are marked secured in the journal, which may then let
+    /// them go. A crash from here on leaves the in-flight file, which the next
+    /// start replays (and reconciles, should the upload have landed), so the
+    /// journal never queues them again. Should the disk refuse, the records
+    /// stay unsecured in the journal and the upload goes on.
+    async fn secure(&self, batch: &mut Batch) {
+        let (Some(spill), Some(journal)) = (&self.spill, &self.journal) else {
+            return;
+        };
+        if batch.journal.is_empty() {
+            return;
+        }
+        let (spill, journal, b) = (spill.clone(), journal.clone(), batch.clone());
+        let res = tokio::task::spawn_blocking(move || {
+            let path = spill.write_inflight(&b.target, b.records, b.raw_bytes, &b.payload)?;
+            journal.secure(&b.journal)?;
+            Ok::<_, std::io::Error>(path)
+        })
+        .await;
+        match res {
+            Ok(Ok(path)) => batch.inflight = Some(path),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, records = batch.records, "could not secure a journaled batch before its upload; its records stay in the journal")
+            }
+            Err(e) => tracing::error!(error = %e, "securing task failed"),
+        }
+    }
+
+    /// Done with a batch's in-flight copy (it is written, or kept elsewhere).
+    async fn drop_inflight(&self, batch: &Batch) {
+        let (Some(spill), Some(path)) = (self.spill.clone(), batch.inflight.clone()) else {
+            return;
+        };
+        let res = tokio::task::spawn_blocking(move || spill.remove_inflight(&path)).await;
+        if let Ok(Err(e)) = res {
+            // the next start replays it, and verification finds it written
+            tracing::warn!(error = %e, "could not remove an in-flight batch file");
         }
     }
 
@@ -129,6 +180,7 @@ impl Uploader {
                     self.counters.record_latency(started.elapsed());
                     self.healthy.notify_one();
                     tracing::debug!(path = %batch.target.path, records = batch.records, bytes = batch.payload.len(), "batch written and verified");
+                    self.drop_inflight(&batch).await;
                     return Delivered::Written(batch.target);
                 }
                 Err(AttemptError::Conflict(why)) => {
@@ -217,6 +269,7 @@ impl Uploader {
                 Ok(Ok(path)) => {
                     Counters::add(&self.counters.dead_lettered, batch.records);
                     tracing::info!(file = %path.display(), "batch kept in the dead-letter directory");
+                    self.drop_inflight(batch).await;
                     return Delivered::DeadLettered;
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "could not write the dead-letter file"),
@@ -251,8 +304,10 @@ impl Uploader {
     async fn try_spill(&self, batch: &Batch) -> Option<Delivered> {
         let spill = self.spill.clone()?;
         let b = batch.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            spill.write(&b.target, b.records, b.raw_bytes, &b.payload)
+        let res = tokio::task::spawn_blocking(move || match &b.inflight {
+            // already durable: a rename
+            Some(inflight) => spill.promote(inflight),
+            None => spill.write(&b.target, b.records, b.raw_bytes, &b.payload),
         })
         .await;
         match res {

@@ -1,0 +1,477 @@
+//! The journal: what [`Logger::ingest`](crate::Logger::ingest) takes is
+//! appended here and fsynced before it is acknowledged, so an acknowledged
+//! record survives a crash (`kill -9`, a power loss) of the process.
+//!
+//! Layout of the directory:
+//! - `{seg:016}.jrn`: a segment, a sequence of frames, one per ingested group:
+//!   the line `J {unix_ms} {records} {bytes} {crc32c}` then the records'
+//!   lines exactly as they will be stored (ids given, redaction applied);
+//! - `{seg:016}.done`: lines `{first} {count}`: records of the segment that
+//!   are secured, i.e. durable elsewhere (in a spill file written before the
+//!   upload, see `spill.rs`), so they must not be queued again.
+//!
+//! At start, every record of a segment that its `.done` does not cover is
+//! queued again (a torn last frame, never acknowledged, is cut off), and the
+//! ids of all records still in the journal seed the deduplication window. A
+//! segment is deleted once it is sealed, all its records are secured, and its
+//! last write is older than the deduplication window (so a sender's late
+//! retry is still recognised after a restart), or earlier when the journal
+//! needs the room.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// A segment is sealed (a new one started) past this size.
+const SEGMENT_BYTES: u64 = 16 << 20;
+
+/// Where a record sits in the journal: segment and index within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JournalRef {
+    pub seg: u64,
+    pub index: u64,
+}
+
+/// A record found in the journal at start.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub at: JournalRef,
+    /// The line as it will be stored (newline included).
+    pub line: Vec<u8>,
+    /// When its group was journaled (Unix milliseconds).
+    pub unix_ms: u64,
+    /// Not secured before the restart: to be queued again.
+    pub pending: bool,
+}
+
+/// Why an append failed.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// Over `max_bytes`: nothing was written; try again later.
+    Full,
+    /// The disk refused; nothing was acknowledged.
+    Io(io::Error),
+}
+
+#[derive(Debug, Default)]
+struct Seg {
+    records: u64,
+    secured: u64,
+    bytes: u64,
+    last_ms: u64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    seg: u64,
+    file: File,
+    next_index: u64,
+    bytes: u64,
+}
+
+/// The journal directory; `append` from any task, `secure` from the batcher.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    dir: PathBuf,
+    max_bytes: u64,
+    window_ms: u64,
+    writer: tokio::sync::Mutex<Writer>,
+    /// The segment being written (never deleted).
+    current: AtomicU64,
+    segs: Mutex<BTreeMap<u64, Seg>>,
+}
+
+fn seg_path(dir: &Path, seg: u64, ext: &str) -> PathBuf {
+    dir.join(format!("{seg:016}.{ext}"))
+}
+
+fn now_ms() -> u64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).max(0) as u64
+}
+
+/// One frame: when it was written (Unix milliseconds) and its lines.
+type Frame<'a> = (u64, Vec<&'a [u8]>);
+
+/// The frames of a segment's bytes: (unix_ms, lines) each, and where the
+/// last whole frame ends (anything after it is a torn write).
+fn parse_frames(data: &[u8]) -> (Vec<Frame<'_>>, usize) {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let Some(nl) = data[at..].iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let head = std::str::from_utf8(&data[at..at + nl]).unwrap_or("");
+        let f: Vec<&str> = head.split(' ').collect();
+        let parsed = match f.as_slice() {
+            ["J", ms, n, len, crc] => (|| {
+                Some((
+                    ms.parse::<u64>().ok()?,
+                    n.parse::<usize>().ok()?,
+                    len.parse::<usize>().ok()?,
+                    u32::from_str_radix(crc, 16).ok()?,
+                ))
+            })(),
+            _ => None,
+        };
+        let Some((ms, n, len, crc)) = parsed else {
+            break;
+        };
+        let start = at + nl + 1;
+        let Some(payload) = start.checked_add(len).and_then(|end| data.get(start..end)) else {
+            break;
+        };
+        if CRC.checksum(payload) != crc {
+            break;
+        }
+        let lines: Vec<&[u8]> = payload.split_inclusive(|&b| b == b'\n').collect();
+        if lines.len() != n {
+            break;
+        }
+        frames.push((ms, lines));
+        at = start + len;
+    }
+    (frames, at)
+}
+
+/// The secured ranges of a `.done` file (a torn last line is ignored).
+fn parse_done(text: &str) -> Vec<(u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not fsync the journal directory");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir` and reads what it holds.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        window: Duration,
+    ) -> io::Result<(Journal, Vec<Recovered>)> {
+        fs::create_dir_all(dir)?;
+        let mut segs = BTreeMap::new();
+        let mut recovered = Vec::new();
+        let mut names: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".jrn")?.parse().ok()
+            })
+            .collect();
+        names.sort_unstable();
+        for &seg in &names {
+            let path = seg_path(dir, seg, "jrn");
+            let mut data = Vec::new();
+            File::open(&path)?.read_to_end(&mut data)?;
+            let (frames, good) = parse_frames(&data);
+            if good < data.len() {
+                tracing::warn!(file = %path.display(), kept = good, torn = data.len() - good, "journal segment ends in a torn or damaged frame; cut there (it was never acknowledged)");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(good as u64)?;
+            }
+            let done = fs::read_to_string(seg_path(dir, seg, "done")).unwrap_or_default();
+            let done = parse_done(&done);
+            let is_done = |i: u64| done.iter().any(|&(a, n)| i >= a && i < a.saturating_add(n));
+            let mut s = Seg {
+                bytes: good as u64,
+                ..Seg::default()
+            };
+            let mut index = 0u64;
+            for (ms, lines) in frames {
+                s.last_ms = s.last_ms.max(ms);
+                for line in lines {
+                    let secured = is_done(index);
+                    if secured {
+                        s.secured += 1;
+                    }
+                    recovered.push(Recovered {
+                        at: JournalRef { seg, index },
+                        line: line.to_vec(),
+                        unix_ms: ms,
+                        pending: !secured,
+                    });
+                    index += 1;
+                }
+            }
+            s.records = index;
+            segs.insert(seg, s);
+        }
+        // always a fresh segment for this run: the old ones are sealed
+        let seg = names.last().map_or(1, |s| s + 1);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(dir, seg, "jrn"))?;
+        sync_dir(dir);
+        segs.insert(seg, Seg::default());
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            window_ms: window.as_millis().min(u64::MAX as u128) as u64,
+            writer: tokio::sync::Mutex::new(Writer {
+                seg,
+                file,
+                next_index: 0,
+                bytes: 0,
+            }),
+            current: AtomicU64::new(seg),
+            segs: Mutex::new(segs),
+        };
+        journal.collect()?;
+        // what was just deleted (all secured, out of the window) is not news
+        let kept = journal.lock_segs().keys().copied().collect::<Vec<_>>();
+        recovered.retain(|r| kept.contains(&r.at.seg));
+        Ok((journal, recovered))
+    }
+
+    fn lock_segs(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Seg>> {
+        self.segs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes the journal holds.
+    pub fn bytes(&self) -> u64 {
+        self.lock_segs().values().map(|s| s.bytes).sum()
+    }
+
+    /// Records journaled and not yet secured.
+    pub fn pending(&self) -> u64 {
+        self.lock_segs()
+            .values()
+            .map(|s| s.records - s.secured)
+            .sum()
+    }
+
+    /// Appends one group (`lines`, each ending in a newline) durably and
+    /// returns where its first record sits; the others follow in order.
+    pub async fn append(&self, lines: &[&[u8]]) -> Result<JournalRef, AppendError> {
+        let len: usize = lines.iter().map(|l| l.len()).sum();
+        let mut w = self.writer.lock().await;
+        if self.bytes() + len as u64 > self.max_bytes {
+            // make room from what only the deduplication window still keeps
+            self.collect_for_room(len as u64).map_err(AppendError::Io)?;
+            if self.bytes() + len as u64 > self.max_bytes {
+                return Err(AppendError::Full);
+            }
+        }
+        if w.bytes >= SEGMENT_BYTES {
+            let seg = w.seg + 1;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(seg_path(&self.dir, seg, "jrn"))
+                .map_err(AppendError::Io)?;
+            sync_dir(&self.dir);
+            *w = Writer {
+                seg,
+                file,
+                next_index: 0,
+                bytes: 0,
+            };
+            self.lock_segs().insert(seg, Seg::default());
+            self.current.store(seg, Ordering::SeqCst);
+            self.collect().map_err(AppendError::Io)?;
+        }
+        let ms = now_ms();
+        let mut frame = Vec::with_capacity(len + 64);
+        let mut crc = CRC.digest();
+        for l in lines {
+            crc.update(l);
+        }
+        let _ = writeln!(frame, "J {ms} {} {len} {:08x}", lines.len(), crc.finalize());
+        for l in lines {
+            frame.extend_from_slice(l);
+        }
+        let file = w.file.try_clone().map_err(AppendError::Io)?;
+        let written = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            file.write_all(&frame)?;
+            file.sync_data()?;
+            Ok::<_, io::Error>(frame.len() as u64)
+        })
+        .await
+        .map_err(|e| AppendError::Io(io::Error::other(e)))?
+        .map_err(AppendError::Io)?;
+        let at = JournalRef {
+            seg: w.seg,
+            index: w.next_index,
+        };
+        w.next_index += lines.len() as u64;
+        w.bytes += written;
+        let mut segs = self.lock_segs();
+        let s = segs.entry(w.seg).or_default();
+        s.records += lines.len() as u64;
+        s.bytes += written;
+        s.last_ms = ms;
+        Ok(at)
+    }
+
+    /// Notes records as secured (their batch is durable elsewhere): appends
+    /// to each segment's `.done` and fsyncs it, then deletes what is no
+    /// longer needed. Blocking IO: call from a blocking thread.
+    pub fn secure(&self, refs: &[JournalRef]) -> io::Result<()> {
+        let mut by_seg: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for r in refs {
+            by_seg.entry(r.seg).or_default().push(r.index);
+        }
+        for (seg, mut idx) in by_seg {
+            idx.sort_unstable();
+            let mut text = String::new();
+            let mut i = 0;
+            while i < idx.len() {
+                let first = idx[i];
+                let mut n = 1;
+                while i + n < idx.len() && idx[i + n] == first + n as u64 {
+                    n += 1;
+                }
+                text.push_str(&format!("{first} {n}\n"));
+                i += n;
+            }
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(seg_path(&self.dir, seg, "done"))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_data()?;
+            if let Some(s) = self.lock_segs().get_mut(&seg) {
+                s.secured += idx.len() as u64;
+            }
+        }
+        self.collect()
+    }
+
+    /// Deletes sealed segments whose records are all secured and whose last
+    /// write has left the deduplication window (the current one never is).
+    fn collect(&self) -> io::Result<()> {
+        let now = now_ms();
+        let window = self.window_ms;
+        self.delete_where(|_, s| now.saturating_sub(s.last_ms) > window)
+    }
+
+    /// Also deletes secured segments still inside the window, oldest first,
+    /// until `need` more bytes fit.
+    fn collect_for_room(&self, need: u64) -> io::Result<()> {
+        self.collect()?;
+        let max = self.max_bytes;
+        let mut total = self.bytes();
+        self.delete_where(|_, s| {
+            let go = total + need > max;
+            if go {
+                total -= s.bytes;
+            }
+            go
+        })
+    }
+
+    fn delete_where(&self, mut pick: impl FnMut(u64, &Seg) -> bool) -> io::Result<()> {
+        let current = self.current.load(Ordering::SeqCst);
+        let victims: Vec<u64> = {
+            let segs = self.lock_segs();
+            segs.iter()
+                .filter(|(&seg, s)| seg < current && s.secured >= s.records)
+                .filter_map(|(&seg, s)| pick(seg, s).then_some(seg))
+                .collect()
+        };
+        for seg in victims {
+            for ext in ["jrn", "done"] {
+                match fs::remove_file(seg_path(&self.dir, seg, ext)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.lock_segs().remove(&seg);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("llm-log-journal-{name}-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn appended_records_come_back_until_secured() {
+        let d = tmpdir("rt");
+        let (j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("open");
+        assert!(rec.is_empty());
+        let a = j
+            .append(&[b"{\"id\":\"a\"}\n", b"{\"id\":\"b\"}\n"])
+            .await
+            .expect("a");
+        let c = j.append(&[b"{\"id\":\"c\"}\n"]).await.expect("c");
+        assert_eq!((a.index, c.index, a.seg), (0, 2, c.seg));
+        j.secure(&[a]).expect("secure");
+        assert_eq!(j.pending(), 2);
+        drop(j);
+        // a restart: the unsecured come back as pending, the secured as known
+        let (j, rec) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("reopen");
+        let pending: Vec<&[u8]> = rec
+            .iter()
+            .filter(|r| r.pending)
+            .map(|r| &r.line[..])
+            .collect();
+        assert_eq!(pending, [&b"{\"id\":\"b\"}\n"[..], b"{\"id\":\"c\"}\n"]);
+        assert_eq!(
+            rec.len(),
+            3,
+            "secured records stay for the deduplication window"
+        );
+        let refs: Vec<JournalRef> = rec.iter().filter(|r| r.pending).map(|r| r.at).collect();
+        j.secure(&refs).expect("secure");
+        drop(j);
+        // all secured, window over: the old segment goes
+        let (_j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("reopen");
+        assert!(rec.is_empty(), "{rec:?}");
+        let left: Vec<_> = fs::read_dir(&d).expect("dir").flatten().collect();
+        assert_eq!(left.len(), 1, "only the new, empty segment: {left:?}");
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_torn_last_frame_is_cut_off_and_a_full_journal_refuses() {
+        let d = tmpdir("torn");
+        let (j, _) = Journal::open(&d, 200, Duration::from_secs(600)).expect("open");
+        let at = j.append(&[b"{\"id\":\"a\"}\n"]).await.expect("a");
+        assert!(matches!(
+            j.append(&[&[b'x'; 300][..]]).await,
+            Err(AppendError::Full)
+        ));
+        drop(j);
+        let path = seg_path(&d, at.seg, "jrn");
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"J 1 1 20 00000000\n{\"id\":\"tor")
+            .expect("torn");
+        drop(f);
+        let (_j, rec) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("reopen");
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].line, b"{\"id\":\"a\"}\n");
+        assert!(fs::read(&path)
+            .expect("read")
+            .ends_with(b"{\"id\":\"a\"}\n"));
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+}
