@@ -9,6 +9,7 @@ mod demo;
 mod dfs_emulator;
 mod fixtures;
 mod integration;
+mod litellm;
 mod process;
 mod python;
 mod tidy;
@@ -28,6 +29,7 @@ commands:
   integration [-- <cargo test args>]   install + start Azurite (HTTP and HTTPS/OAuth) and the DFS emulator, run the `tests` package, stop them
   vectors                              regenerate Shared Key signing vectors with Microsoft's Python SDK
   fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
+  litellm --endpoint URL --out FILE    real LiteLLM (mocked calls) logging via its generic_api callback to URL; records to FILE (--help; --self-check)
   bench [--quick] [--soak]             benchmarks vs object_store, opendal, the Python SDK: markdown table, BENCH/RATIO lines, JSON in target/bench/
   ci                                   fmt --check, clippy -D warnings, unit tests, integration (what .ci/run calls)
   azurite                              start Azurite in the foreground for manual use (Ctrl-C stops it)
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         "integration" => integration::run(rest),
         "vectors" => vectors::run(rest),
         "fixtures" => fixtures::run(rest),
+        "litellm" => litellm::run(rest),
         "bench" => bench::run(rest),
         "ci" => ci::run(rest),
         "azurite" => azurite::run_foreground(rest),
