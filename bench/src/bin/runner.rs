@@ -67,7 +67,8 @@ impl Plan {
                 e2e_rounds: 3,
                 e2e_records: 100_000,
                 verify_rounds: 7,
-                verify_records: 200_000,
+                // 200 000 grew in-memory Azurite to 6 GB and stalled it in the last round
+                verify_records: 100_000,
                 slow_budget_s: 15.0,
                 saturate_rounds: 3,
                 saturate_s: 10.0,
@@ -801,6 +802,13 @@ const VERIFY_VARIANTS: [(&str, &[&str], &str); 5] = [
     ),
 ];
 
+/// Azurite 3.35 (strict mode) answers `x-ms-content-crc64` with `500
+/// FeatureNotSupported`, which the logger retries for its whole window: the
+/// CRC-64 variant runs into the sink only.
+fn measured(target: &str, variant: &str) -> bool {
+    !(target == "azurite" && variant == "verified_crc64")
+}
+
 /// The logger end to end (batch layout, the `e2e` scenario) verified vs not,
 /// into Azurite and into the sink (which keeps each blob's MD5 and metadata,
 /// so verification needs no read-back), plus, into a sink that keeps no MD5,
@@ -817,11 +825,14 @@ fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) ->
             .push("verify: no --azurite URL: into the sink only".into()),
     }
     targets.push(("sink", sink.account_url()));
+    report.notes.push("verify: `checksums: crc64` into the sink only (Azurite 3.35 in strict mode answers `x-ms-content-crc64` with 500 FeatureNotSupported)".into());
     // (target, variant, endpoint, flags)
     let mut runs_plan: Vec<(&str, &str, String, Vec<&str>)> = Vec::new();
     for (t, url) in &targets {
         for (v, flags, _) in VERIFY_VARIANTS {
-            runs_plan.push((t, v, url.clone(), flags.to_vec()));
+            if measured(t, v) {
+                runs_plan.push((t, v, url.clone(), flags.to_vec()));
+            }
         }
     }
     runs_plan.push(("sink", "verified_readback", readback_sink.account_url(), vec![]));
@@ -870,7 +881,9 @@ fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) ->
     let mut variants: Vec<(&str, &str, &str)> = Vec::new();
     for (t, _) in &targets {
         for (v, _, what) in VERIFY_VARIANTS {
-            variants.push((t, v, what));
+            if measured(t, v) {
+                variants.push((t, v, what));
+            }
         }
     }
     variants.push((
@@ -935,6 +948,9 @@ fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) ->
             ("verified", "bare", Some((">=", 0.95))),
             ("verified_crc64", "verified", None),
         ] {
+            if !measured(t, num_v) {
+                continue;
+            }
             report.ratio(
                 format!("{num_v}_vs_{den_v}_e2e_{t}"),
                 g(report, num_v, "records_per_s"),
