@@ -231,7 +231,16 @@ pub(crate) async fn write_once(
             checksums: settings.checksums,
         };
         let chunk = settings.append_chunk.max(1);
-        append_all(fs, &file, target, payload, chunk, settings.checksums).await?;
+        append_all(
+            fs,
+            &file,
+            target,
+            payload,
+            chunk,
+            settings.checksums,
+            md5.as_deref(),
+        )
+        .await?;
         *progress = Progress::Committing;
         return match file
             .commit_blocks(payload.len() as u64, chunk, &options)
@@ -282,7 +291,16 @@ pub(crate) async fn write_once(
         }
     }
     let chunk = settings.append_chunk.max(1);
-    append_all(fs, &file, target, payload, chunk, settings.checksums).await?;
+    append_all(
+        fs,
+        &file,
+        target,
+        payload,
+        chunk,
+        settings.checksums,
+        md5.as_deref(),
+    )
+    .await?;
     let flush = FlushOptions {
         close: target.close,
         content_type: Some(settings.content_type.clone()),
@@ -334,7 +352,10 @@ async fn settle(
     }
 }
 
-/// Stages `payload` at the target's position in appends of at most `chunk` bytes.
+/// Stages `payload` at the target's position in appends of at most `chunk`
+/// bytes. `file_md5` is the MD5 the whole file will have: when the payload is
+/// the whole file in one append, it is also that append's `Content-MD5`, so
+/// the payload is hashed once, not twice.
 async fn append_all(
     fs: &FileSystem,
     file: &adls_rest::File,
@@ -342,18 +363,21 @@ async fn append_all(
     payload: &Bytes,
     chunk: usize,
     checksums: Checksums,
+    file_md5: Option<&str>,
 ) -> Result<(), AttemptError> {
+    let whole_in_one = target.position == 0 && payload.len() <= chunk;
     let mut offset = 0usize;
     while offset < payload.len() {
         let stop = (offset + chunk).min(payload.len());
-        match file
-            .append(
-                target.position + offset as u64,
-                payload.slice(offset..stop),
-                checksums,
-            )
-            .await
-        {
+        let position = target.position + offset as u64;
+        let data = payload.slice(offset..stop);
+        let sent = match file_md5 {
+            Some(md5) if whole_in_one && checksums.md5 && !checksums.crc64 => {
+                file.append_with_md5(position, data, md5).await
+            }
+            _ => file.append(position, data, checksums).await,
+        };
+        match sent {
             Ok(()) => {}
             // Refused for its position: an earlier attempt of this append (of
             // this attempt, of an earlier one, or of an earlier run) may have

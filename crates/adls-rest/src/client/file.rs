@@ -187,8 +187,32 @@ impl File {
         data: Bytes,
         checksums: Checksums,
     ) -> Result<(), Error> {
+        self.append_inner(position, data, checksums, None).await
+    }
+
+    /// [`File::append`] with the body's `Content-MD5` computed by the caller
+    /// (base64, e.g. by [`crate::content_md5`]), who often has it already: a
+    /// whole file written in one piece has the same MD5 as its content, which
+    /// a flush sets too. The service still checks it against the bytes.
+    pub async fn append_with_md5(
+        &self,
+        position: u64,
+        data: Bytes,
+        content_md5: &str,
+    ) -> Result<(), Error> {
+        self.append_inner(position, data, Checksums::default(), Some(content_md5))
+            .await
+    }
+
+    async fn append_inner(
+        &self,
+        position: u64,
+        data: Bytes,
+        checksums: Checksums,
+        content_md5: Option<&str>,
+    ) -> Result<(), Error> {
         let ep = self.client().endpoint();
-        let req = match self.client().dialect() {
+        let mut req = match self.client().dialect() {
             Dialect::Dfs => dfs::AppendData {
                 filesystem: &self.fs.name,
                 path: &self.path,
@@ -207,6 +231,12 @@ impl File {
             }
             .request(ep)?,
         };
+        if let Some(md5) = content_md5 {
+            req.headers_mut().insert(
+                http::header::HeaderName::from_static("content-md5"),
+                crate::ops::header_value(md5, "Content-MD5")?,
+            );
+        }
         let end = position + req.body().len() as u64;
         let out = self.client().execute("append", req).await;
         match out.result {
