@@ -167,7 +167,7 @@ async fn serve(settings: Settings) -> ExitCode {
         token: settings.token.clone(),
         max_body_bytes: settings.max_body_bytes,
         stats: Arc::new(ServerStats::default()),
-        ready: Arc::new(Readiness::new(fs)),
+        ready: Arc::new(Readiness::new(fs, settings.logger.create_filesystem)),
     };
     tracing::info!(
         listen = %local,
@@ -306,7 +306,13 @@ async fn check(settings: Settings) -> ExitCode {
         }
     };
     let t0 = Instant::now();
-    match ready::probe(&fs, Duration::from_secs(15)).await {
+    match ready::probe(
+        &fs,
+        Duration::from_secs(15),
+        settings.logger.create_filesystem,
+    )
+    .await
+    {
         Ok(()) => {
             println!("storage: ok ({} ms)", t0.elapsed().as_millis());
             ExitCode::SUCCESS

@@ -18,8 +18,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
 
 /// One properties call: `Ok` when storage answered as a working destination.
-/// The reason is one line, without secrets (the client's errors carry none).
-pub async fn probe(fs: &FileSystem, timeout: Duration) -> Result<(), String> {
+/// A missing filesystem is fine when the logger creates it (`create`): the
+/// service authenticated the request before it said so. The reason is one
+/// line, without secrets (the client's errors carry none).
+pub async fn probe(fs: &FileSystem, timeout: Duration, create: bool) -> Result<(), String> {
     let file = fs.file(PROBE_PATH).map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout, file.properties()).await {
         Err(_) => Err(format!(
@@ -28,8 +30,8 @@ pub async fn probe(fs: &FileSystem, timeout: Duration) -> Result<(), String> {
         )),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if e.is_not_found() => match e.error_code() {
-            Some("ContainerNotFound" | "FilesystemNotFound") => Err(format!(
-                "the filesystem `{}` does not exist ({})",
+            Some("ContainerNotFound" | "FilesystemNotFound") if !create => Err(format!(
+                "the filesystem `{}` does not exist ({}) and LLM_LOG_CREATE_FILESYSTEM is off",
                 fs.name(),
                 e.error_code().unwrap_or_default()
             )),
@@ -43,16 +45,18 @@ pub async fn probe(fs: &FileSystem, timeout: Duration) -> Result<(), String> {
 #[derive(Debug)]
 pub struct Readiness {
     fs: FileSystem,
+    create: bool,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
     /// The latest answer, for `/metrics` without waiting on a probe.
     latest: std::sync::Mutex<Option<bool>>,
 }
 
 impl Readiness {
-    /// Readiness of `fs`, not yet probed.
-    pub fn new(fs: FileSystem) -> Self {
+    /// Readiness of `fs`, not yet probed; `create` as in [`probe`].
+    pub fn new(fs: FileSystem, create: bool) -> Self {
         Readiness {
             fs,
+            create,
             last: Mutex::new(None),
             latest: std::sync::Mutex::new(None),
         }
@@ -67,7 +71,7 @@ impl Readiness {
                 return answer.clone();
             }
         }
-        let answer = probe(&self.fs, PROBE_TIMEOUT).await;
+        let answer = probe(&self.fs, PROBE_TIMEOUT, self.create).await;
         if let Err(reason) = &answer {
             tracing::warn!(%reason, "storage not ready");
         }

@@ -564,6 +564,30 @@ mod tests {
     }
 
     #[test]
+    fn no_secret_is_shown() {
+        let key = "c2VjcmV0LWFjY291bnQta2V5LXZhbHVl";
+        let s = Settings::load_from(
+            &Flags::default(),
+            env(&[
+                (
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    &format!(
+                        "AccountName=acct;AccountKey={key};BlobEndpoint=http://127.0.0.1:9/acct"
+                    ),
+                ),
+                ("LLM_LOG_INGEST_TOKEN", "token-value-123"),
+            ]),
+        )
+        .expect("settings");
+        let client = s.client().expect("client");
+        let shown = format!("{s:?} {client:?}");
+        assert!(
+            !shown.contains(key) && !shown.contains("token-value-123"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn invalid_values_name_their_variable() {
         for (k, v) in [
             ("LLM_LOG_MAX_BODY_BYTES", "0"),
