@@ -524,6 +524,10 @@ async fn shipper_is_alive_but_not_ready_while_storage_is_down() {
         // storage is down at start: nothing to create, the logger starts anyway
         ("LLM_LOG_CREATE_FILESYSTEM", "false".to_string()),
         ("LLM_LOG_SHUTDOWN_SECS", "2".to_string()),
+        // a small queue, so that it fills while nothing can be written
+        ("LLM_LOG_QUEUE_MAX_RECORDS", "4".to_string()),
+        ("LLM_LOG_BATCH_MAX_RECORDS", "2".to_string()),
+        ("LLM_LOG_MAX_CONCURRENT_UPLOADS", "1".to_string()),
     ];
     let shipper = Running::start(&env).await;
     assert_eq!(shipper.get("/healthz").await.expect("healthz").status, 200);
@@ -532,6 +536,26 @@ async fn shipper_is_alive_but_not_ready_while_storage_is_down() {
     assert!(a.headers.contains_key("retry-after"), "{a:?}");
     let m = shipper.get("/metrics").await.expect("metrics");
     assert_eq!(metric(&m.body, "llm_log_shipper_ready"), 0.0);
+
+    // a full queue is transient: 503 with Retry-After, never a 4xx (LiteLLM drops a batch on 4xx)
+    let json = ("Content-Type", "application/json");
+    let mut busy = None;
+    for i in 0..50 {
+        let a = shipper
+            .post(&[json], format!("{{\"id\":\"busy-{i}\"}}").as_bytes())
+            .await;
+        assert!(a.status == 200 || a.status == 503, "{a:?}");
+        if a.status == 503 {
+            busy = Some(a);
+            break;
+        }
+    }
+    let busy = busy.expect("the queue filled");
+    assert!(busy.headers["retry-after"].parse::<u64>().expect("seconds") >= 1);
+    assert!(busy.json()["error"]
+        .as_str()
+        .expect("reason")
+        .contains("retry"));
     let (status, stdout, _) = shipper.terminate(Duration::from_secs(20));
     assert!(status.success(), "{status}");
     assert!(stdout.contains("\"event\":\"shutdown\""), "{stdout}");
