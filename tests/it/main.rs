@@ -11,6 +11,8 @@
 //! - `matrix`: every id exactly once for server × layout × fault (`MATRIX` lines).
 //! - `ledger`: the ledger's corners (shared names, duplicate ids, poisoned spill files,
 //!   abandoned commits, SIGKILL).
+//! - `shipper`: the `llm-log-shipper` binary: LiteLLM's three formats and gzip, refusals,
+//!   metrics, health, SIGTERM, every record read back once.
 //! - `identity`, `secrets`: Entra ID credentials; no secret in any output.
 
 mod azurite_blob;
@@ -24,3 +26,4 @@ mod matrix;
 mod pool;
 mod retry;
 mod secrets;
+mod shipper;

@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn library_crates_have_no_forbidden_dependencies() {
-        for krate in ["adls-rest", "llm-log-callback"] {
+        for krate in ["adls-rest", "llm-log-callback", "llm-log-shipper"] {
             let out = cargo()
                 .args([
                     "tree",
