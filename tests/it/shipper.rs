@@ -41,10 +41,14 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// The shipper with exactly these variables (nothing inherited but `PATH`).
+/// The shipper with exactly these variables (nothing inherited but `PATH`),
+/// run from a fresh directory of its own (where its default journal goes).
 fn command(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(shipper_binary());
+    let cwd = std::env::temp_dir().join(format!("llm-log-shipper-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&cwd).expect("working directory");
     cmd.args(args)
+        .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
@@ -602,4 +606,151 @@ fn shipper_check_reports_the_destination_without_secrets() {
     }
     assert!(stdout.contains("storage: ok"), "{stdout}");
     assert!(!stdout.contains(AZURITE_KEY) && !stderr.contains(AZURITE_KEY));
+}
+
+/// Acknowledged means durable: the shipper takes POSTs while storage hangs
+/// (nothing can be written), is killed with SIGKILL mid-stream, and is started
+/// again on the same journal with storage back. Every record of every POST
+/// that was answered 200 is stored exactly once; a POST cut off by the kill
+/// may or may not be, but never twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipper_killed_with_sigkill_under_load_loses_no_acknowledged_record() {
+    use adls_tests::fault_proxy::{Action, FaultProxy, Plan, Rule};
+    let azurite = required_env(ENV_AZURITE_HTTP);
+    let proxy = FaultProxy::start(azurite.trim_end_matches("/devstoreaccount1")).await;
+    let through_proxy = format!("{}/devstoreaccount1", proxy.url());
+    let fs_name = unique_name("sigkill");
+    let journal = std::env::temp_dir().join(format!("llm-log-kill-{}", uuid::Uuid::new_v4()));
+    let env = [
+        (
+            "AZURE_STORAGE_CONNECTION_STRING",
+            connection_string(&through_proxy),
+        ),
+        ("AZURE_STORAGE_FILE_SYSTEM", fs_name.clone()),
+        ("LLM_LOG_JOURNAL_DIR", journal.display().to_string()),
+        ("LLM_LOG_BATCH_MAX_AGE_MS", "100".to_string()),
+        ("LLM_LOG_BATCH_MAX_RECORDS", "50".to_string()),
+        ("LLM_LOG_MAX_STRING_BYTES", "0".to_string()),
+        ("LLM_LOG_STRIP_DATA_URLS", "false".to_string()),
+    ];
+    let mut shipper = Running::start(&env).await;
+    // storage hangs from now on: batches are secured and stay in flight
+    proxy.set_plan(Plan::new().rule(Rule::new(Action::Delay(Duration::from_secs(3600)))));
+    let json = ("Content-Type", "application/json");
+    let base = fixtures("kill");
+    let mut acked: HashSet<String> = HashSet::new();
+    let mut all: HashSet<String> = HashSet::new();
+    let mut posts = Vec::new();
+    for round in 0..40 {
+        let mut ids = Vec::new();
+        let body = format!(
+            "[{}]",
+            base.iter()
+                .map(|(name, text)| {
+                    let id = format!("kill-{round}-{name}");
+                    ids.push(id.clone());
+                    text.replacen(&format!("\"kill-{name}\""), &format!("\"{id}\""), 1)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        all.extend(ids.iter().cloned());
+        let addr = shipper.addr.clone();
+        let post = tokio::spawn(async move {
+            let a = request(&addr, "POST", "/v1/litellm", &[json], body.as_bytes()).await;
+            (ids, a.map(|a| a.status).ok())
+        });
+        if round < 20 {
+            // one at a time first: these answers are in before the kill
+            let (ids, status) = post.await.expect("post task");
+            assert_eq!(status, Some(200), "round {round}");
+            acked.extend(ids);
+            continue;
+        }
+        posts.push(post);
+        if round == 30 {
+            // mid-stream, while POSTs are still arriving
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let pid = shipper.child_mut().id().to_string();
+            let ok = Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .expect("kill");
+            assert!(ok.success());
+        }
+    }
+    for p in posts {
+        let (ids, status) = p.await.expect("post task");
+        if status == Some(200) {
+            acked.extend(ids);
+        }
+    }
+    let _ = shipper.child_mut().wait();
+    drop(shipper);
+    assert!(
+        acked.len() >= 100,
+        "only {} records acknowledged before the kill",
+        acked.len()
+    );
+
+    // storage back; the same journal
+    proxy.set_plan(Plan::pass());
+    let shipper = Running::start(&env).await;
+    let t0 = Instant::now();
+    loop {
+        let m = shipper.get("/metrics").await.expect("metrics").body;
+        let pending = metric(&m, "llm_log_journal_pending_records");
+        let in_flight = metric(&m, "llm_log_in_flight_records");
+        let queued = metric(&m, "llm_log_queue_records");
+        let spilled = metric(&m, "llm_log_records_spilled_total");
+        let replayed = metric(&m, "llm_log_records_replayed_total");
+        // what the killed process had secured in flight is replayed from disk
+        let spill_left = metric(&m, "llm_log_spill_bytes");
+        if pending == 0.0
+            && in_flight == 0.0
+            && queued == 0.0
+            && replayed >= spilled
+            && spill_left == 0.0
+        {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "not drained: {m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, _) = shipper.terminate(Duration::from_secs(60));
+    assert!(status.success());
+    let direct = adls_tests::emulator_client(&azurite, adls_rest::Dialect::Blob);
+    let fs = direct.filesystem(&fs_name).expect("fs");
+    let stored = adls_tests::read_all_records(&fs).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in &stored {
+        *seen
+            .entry(r["id"].as_str().expect("id").to_string())
+            .or_default() += 1;
+    }
+    let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dup.is_empty(), "stored twice: {dup:?}");
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged and lost ({} of {}): {lost:?}",
+        acked.iter().filter(|id| !seen.contains_key(*id)).count(),
+        acked.len()
+    );
+    assert!(
+        seen.keys().all(|id| all.contains(id)),
+        "stored something never posted"
+    );
+    eprintln!(
+        "SIGKILL: {} records acknowledged before the kill, {} stored after the restart ({} of them from POSTs the kill cut off)",
+        acked.len(),
+        seen.len(),
+        seen.len() - acked.len()
+    );
+    let _ = fs.delete().await;
+    let _ = std::fs::remove_dir_all(&journal);
 }

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     dedup: Mutex<Dedup>,
     /// Where `ingest` makes records durable before it returns.
     journal: Option<Arc<Journal>>,
+    /// The spill directory (for its size in the metrics).
+    spill: Option<Arc<SpillDir>>,
     client: Client,
     /// Set when shutdown's deadline passes: uploads stop retrying and spill
     /// or drop. Dropped with the last handle and the batcher, which also
@@ -47,6 +49,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn spill_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.used_bytes())
+    }
+
     /// What the journal held at start: the ids of all its records seed the
     /// deduplication window (at the time they were journaled), and the
     /// records no batch secured before the restart are queued again.
@@ -227,6 +233,7 @@ impl Logger {
             keep_ids: config.layout == LayoutMode::PerRecord,
             dedup: Mutex::new(Dedup::new(config.dedup_window, config.dedup_max_ids)),
             journal: journal.as_ref().map(|(j, _)| j.clone()),
+            spill: spill.clone(),
             client: client.clone(),
             give_up: give_up_tx,
         });
@@ -708,6 +715,7 @@ impl Logger {
             quarantined_files: Counters::get(&c.quarantined),
             dead_lettered: Counters::get(&c.dead_lettered),
             journal_recovered: Counters::get(&c.journal_recovered),
+            spill_bytes: self.shared.spill_bytes(),
             journal_bytes: self.shared.journal.as_ref().map_or(0, |j| j.bytes()),
             journal_pending: self.shared.journal.as_ref().map_or(0, |j| j.pending()),
             duplicates: Counters::get(&c.duplicates),

@@ -96,6 +96,8 @@ pub struct Metrics {
     /// Records found in the journal at start, not secured before the
     /// restart, and queued again (counted in `accepted` too).
     pub journal_recovered: u64,
+    /// Bytes of spill files waiting for the replay (dead letters included).
+    pub spill_bytes: u64,
     /// Bytes the journal holds (journal mode).
     pub journal_bytes: u64,
     /// Journaled records not yet secured (journal mode).

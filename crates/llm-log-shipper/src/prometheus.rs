@@ -121,6 +121,30 @@ pub fn render(m: &Metrics, s: &ServerSnapshot, ready: Option<bool>) -> String {
         c(m.queue_records),
     );
     one(
+        "llm_log_spill_bytes",
+        "gauge",
+        "Bytes of spill files waiting for the replay (dead letters included).",
+        c(m.spill_bytes),
+    );
+    one(
+        "llm_log_journal_bytes",
+        "gauge",
+        "Bytes the journal holds (records acknowledged and fsynced, kept for the deduplication window).",
+        c(m.journal_bytes),
+    );
+    one(
+        "llm_log_journal_pending_records",
+        "gauge",
+        "Journaled records no batch has secured yet.",
+        c(m.journal_pending),
+    );
+    one(
+        "llm_log_journal_recovered_records_total",
+        "counter",
+        "Records found in the journal at start and queued again.",
+        c(m.journal_recovered),
+    );
+    one(
         "llm_log_queue_bytes",
         "gauge",
         "Bytes waiting in the queue.",

@@ -54,6 +54,10 @@ const SHIPPER_VARIABLES: &[&str] = &[
     "LLM_LOG_FORMAT_LOGS",
 ];
 
+/// Where the journal lives when `LLM_LOG_JOURNAL_DIR` is not set (relative
+/// to the working directory).
+pub const DEFAULT_JOURNAL_DIR: &str = "llm-log-journal";
+
 /// The variables `llm-log-callback` reads (`Config::from_env`,
 /// `client_from_env`). A unit test checks this list against the library's
 /// source, so it cannot go stale silently.
@@ -79,6 +83,7 @@ const LIBRARY_VARIABLES: &[&str] = &[
     "LLM_LOG_GZIP",
     "LLM_LOG_INSTANCE",
     "LLM_LOG_JOURNAL_DIR",
+    "LLM_LOG_JOURNAL_MAX_BYTES",
     "LLM_LOG_LAYOUT",
     "LLM_LOG_MAX_CONCURRENT_UPLOADS",
     "LLM_LOG_MAX_STRING_BYTES",
@@ -300,7 +305,15 @@ impl Settings {
                 ))
             }
         };
-        let logger = Config::from_lookup(get)?;
+        let mut logger = Config::from_lookup(get)?;
+        // Acknowledged means durable: the shipper always journals what it
+        // answers 200 to, by default in `./llm-log-journal`.
+        if logger.journal.is_none() {
+            logger.journal = Some(llm_log_callback::JournalConfig {
+                dir: std::path::PathBuf::from(DEFAULT_JOURNAL_DIR),
+                max_bytes: 1 << 30,
+            });
+        }
         logger.validate()?;
         Ok(Settings {
             listen,
