@@ -754,3 +754,108 @@ async fn shipper_killed_with_sigkill_under_load_loses_no_acknowledged_record() {
     let _ = fs.delete().await;
     let _ = std::fs::remove_dir_all(&journal);
 }
+
+/// Real LiteLLM (pinned, from PyPI, mocked calls) logging through its own
+/// `generic_api` callback, in each of its three formats, to the shipper behind
+/// a proxy that answers 503 to its first POSTs (LiteLLM retries those with
+/// `max_retries`): every `standard_logging_object` LiteLLM produced is stored
+/// exactly once and JSON-equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_litellm_generic_api_through_the_shipper_stores_each_record_once() {
+    use adls_tests::fault_proxy::{Action, FaultProxy, Plan, Rule};
+    let python = required_env("ADLS_TEST_LITELLM_PYTHON");
+    let drive = required_env("ADLS_TEST_LITELLM_DRIVE");
+    let endpoint = required_env(ENV_AZURITE_HTTP);
+    let fs_name = unique_name("litellm");
+    let token = format!("tok-{}", uuid::Uuid::new_v4().simple());
+    let env = [
+        (
+            "AZURE_STORAGE_CONNECTION_STRING",
+            connection_string(&endpoint),
+        ),
+        ("AZURE_STORAGE_FILE_SYSTEM", fs_name.clone()),
+        ("LLM_LOG_INGEST_TOKEN", token.clone()),
+        ("LLM_LOG_BATCH_MAX_AGE_MS", "200".to_string()),
+        ("LLM_LOG_MAX_STRING_BYTES", "0".to_string()),
+        ("LLM_LOG_STRIP_DATA_URLS", "false".to_string()),
+    ];
+    let shipper = Running::start(&env).await;
+    let proxy = FaultProxy::start(&format!("http://{}", shipper.addr)).await;
+    proxy.set_plan(
+        Plan::new().rule(
+            Rule::new(Action::server_busy())
+                .path_contains("/v1/litellm")
+                .first_n(3),
+        ),
+    );
+    let out = std::env::temp_dir().join(format!("litellm-out-{}.jsonl", uuid::Uuid::new_v4()));
+    let run = tokio::task::spawn_blocking({
+        let (out, url, token) = (
+            out.clone(),
+            format!("{}/v1/litellm", proxy.url()),
+            token.clone(),
+        );
+        move || {
+            Command::new(python)
+                .arg(drive)
+                .args(["--endpoint", &url, "--token", &token, "--format", "all"])
+                .args(["--max-retries", "3", "--out"])
+                .arg(&out)
+                .env_remove("HTTP_PROXY")
+                .env_remove("HTTPS_PROXY")
+                .output()
+                .expect("run drive.py")
+        }
+    })
+    .await
+    .expect("drive task");
+    assert!(
+        run.status.success(),
+        "drive.py failed: {}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary = String::from_utf8_lossy(&run.stdout).to_string();
+    let stats = proxy.stats();
+    assert!(
+        stats.statuses >= 3,
+        "the proxy answered 503 first: {stats:?}"
+    );
+    let produced: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .expect("drive.py output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(produced.len() >= 20, "{summary}");
+    let (status, _, _) = shipper.terminate(Duration::from_secs(60));
+    assert!(status.success());
+    let direct = adls_tests::emulator_client(&endpoint, Dialect::Blob);
+    let fs = direct.filesystem(&fs_name).expect("fs");
+    let stored = adls_tests::read_all_records(&fs).await;
+    let mut by_id: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
+    for r in &stored {
+        by_id
+            .entry(r["id"].as_str().expect("id").to_string())
+            .or_default()
+            .push(r);
+    }
+    for p in &produced {
+        let id = p["id"].as_str().expect("id");
+        let s = by_id.get(id).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(s.len(), 1, "{id} stored {} times", s.len());
+        assert_eq!(s[0], p, "{id} is not what LiteLLM produced");
+    }
+    assert_eq!(
+        stored.len(),
+        produced.len(),
+        "stored something LiteLLM did not produce"
+    );
+    eprintln!(
+        "LITELLM: {} records from real LiteLLM (three formats, 503s retried: {}), each stored once and JSON-equal; drive.py: {}",
+        produced.len(),
+        stats.statuses,
+        summary.trim()
+    );
+    let _ = fs.delete().await;
+    let _ = std::fs::remove_file(&out);
+}

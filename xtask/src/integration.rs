@@ -19,8 +19,13 @@ use std::process::Stdio;
 
 use crate::azurite::{AzuritePair, ProcessGroup};
 use crate::dfs_emulator::{dfs_tarball, DfsEmulator, DFS_TARBALL, ENV_DFS_TARBALL, ENV_NODE22};
-use crate::util::cargo;
+use crate::util::{cargo, workspace_root};
 use crate::Result;
+
+/// The venv's Python that has the pinned LiteLLM (see `litellm.rs`).
+pub const ENV_LITELLM_PYTHON: &str = "ADLS_TEST_LITELLM_PYTHON";
+/// `xtask/litellm/drive.py`: real LiteLLM logging through its `generic_api` callback.
+pub const ENV_LITELLM_DRIVE: &str = "ADLS_TEST_LITELLM_DRIVE";
 
 /// The packages whose tests need Azurite; `cargo xtask integration` runs them all.
 pub const TEST_PACKAGES: &[&str] = &["adls-tests"];
@@ -64,6 +69,16 @@ pub fn run(args: &[String]) -> Result {
     if let Some(emulator) = &emulator {
         env.extend(emulator.test_env());
     }
+    // real LiteLLM (pinned, in a venv) for the shipper's end-to-end test
+    let python = crate::litellm::venv()?;
+    env.push((ENV_LITELLM_PYTHON, python.display().to_string()));
+    env.push((
+        ENV_LITELLM_DRIVE,
+        workspace_root()
+            .join("xtask/litellm/drive.py")
+            .display()
+            .to_string(),
+    ));
     let mut cmd = cargo();
     cmd.args(&test_args).envs(env.iter().cloned());
     let shown: Vec<String> = env

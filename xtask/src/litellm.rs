@@ -71,7 +71,7 @@ pub fn run(args: &[String]) -> Result {
 
 /// The pinned LiteLLM venv (shared with `cargo xtask fixtures`); says how long
 /// making it took.
-fn venv() -> Result<PathBuf> {
+pub(crate) fn venv() -> Result<PathBuf> {
     let root = workspace_root();
     let started = Instant::now();
     let python = crate::python::ensure_venv(
