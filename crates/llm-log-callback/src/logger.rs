@@ -166,7 +166,16 @@ impl Logger {
             .filesystem(&config.filesystem)
             .map_err(|e| LogError::config("filesystem", e.to_string()))?;
         if config.create_filesystem {
-            fs.create_if_not_exists().await?;
+            match fs.create_if_not_exists().await {
+                Ok(_) => {}
+                // storage down for now: start anyway (records wait in the
+                // queue, the journal or the spill directory; a missing
+                // filesystem is created by the first upload that meets it)
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "cannot reach storage at start; starting anyway")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         check_can_read(&fs).await?;
         // journal mode needs a spill directory: by default inside the journal's
@@ -1070,6 +1079,36 @@ mod tests {
             redacted["messages"][0]["url"],
             "data:image/png;base64,[stripped 4 bytes]"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn starts_while_storage_is_down_and_keeps_what_it_takes() {
+        let dir = temp_dir("down");
+        let client = Client::builder(
+            adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+            adls_rest::Credential::Anonymous,
+        )
+        .retry(adls_rest::RetryPolicy::none())
+        .build()
+        .expect("client");
+        let logger = Logger::start(
+            client,
+            Config {
+                create_filesystem: true,
+                batch_retry_window: Duration::from_millis(10),
+                spill: Some(crate::config::SpillConfig {
+                    dir: dir.clone(),
+                    max_bytes: 1 << 20,
+                }),
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("a gateway must not fail to start because storage is down");
+        logger.log_json(r#"{"id":"kept"}"#).expect("accepted");
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(r.metrics.spilled, 1, "{:?}", r.metrics);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
