@@ -18,7 +18,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Leaders of the process groups started by [`ProcessGroup::spawn`] and not yet stopped.
 static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-/// Set while [`run_foreground`] waits: a signal is then delivered here instead.
+/// Set while [`run_foreground`](crate::azurite::run_foreground) waits: a signal is then delivered here instead.
 pub(crate) static INTERRUPT: Mutex<Option<mpsc::Sender<()>>> = Mutex::new(None);
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,7 +161,7 @@ fn group_alive(pgid: u32) -> bool {
 }
 
 /// Installs, once, a thread that handles SIGINT, SIGTERM and SIGHUP: it wakes
-/// [`run_foreground`] if that is waiting, and otherwise stops every live group
+/// [`run_foreground`](crate::azurite::run_foreground) if that is waiting, and otherwise stops every live group
 /// and exits with status 130.
 fn install_signal_handler() {
     static ONCE: Once = Once::new();

@@ -3,7 +3,7 @@
 //! `x-ms-error-code`, `x-ms-request-id`, the service's own message).
 //!
 //! No error ever carries a key, a SAS signature, a token or an `Authorization`
-//! value: service messages are passed through [`redact_service_message`].
+//! value: service messages are passed through `redact_service_message`.
 
 use std::fmt;
 use std::time::Duration;
