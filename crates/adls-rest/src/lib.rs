@@ -52,3 +52,22 @@ pub use identity::{
 pub use ops::{content_md5, ByteRange, Checksums, Metadata, PathItem, PathProperties, WriterId};
 pub use retry::RetryPolicy;
 pub use transport::{TransportOptions, TransportStats, API_VERSION};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(test)]
+mod readme {
+    /// The README shows `examples/quickstart.rs` as it is, below its header.
+    #[test]
+    fn readme_shows_the_quickstart_example() {
+        let example = include_str!("../examples/quickstart.rs");
+        let code = example.split_once("\n\n").map_or(example, |(_, code)| code);
+        assert!(
+            include_str!("../README.md").contains(code),
+            "README.md must show examples/quickstart.rs (below its header) as it is"
+        );
+    }
+}

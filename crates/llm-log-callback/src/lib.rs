@@ -53,3 +53,22 @@ pub use logger::{Logger, Report};
 pub use metrics::{DropReason, Dropped, Metrics};
 pub use record::{Field, LogRecord};
 pub use redact::{ContentPolicy, Redaction};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(test)]
+mod readme {
+    /// The README shows `examples/quickstart.rs` as it is, below its header.
+    #[test]
+    fn readme_shows_the_quickstart_example() {
+        let example = include_str!("../examples/quickstart.rs");
+        let code = example.split_once("\n\n").map_or(example, |(_, code)| code);
+        assert!(
+            include_str!("../README.md").contains(code),
+            "README.md must show examples/quickstart.rs (below its header) as it is"
+        );
+    }
+}
