@@ -12,6 +12,16 @@ use url::Url;
 use crate::error::Error;
 
 /// Which REST API carries create / append / flush.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::Dialect;
+///
+/// assert_eq!("dfs".parse::<Dialect>()?, Dialect::Dfs);
+/// assert_eq!("Blob".parse::<Dialect>()?, Dialect::Blob);
+/// assert!("s3".parse::<Dialect>().is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// The Data Lake Storage Gen2 API (`*.dfs.core.windows.net`), for accounts
@@ -35,6 +45,23 @@ impl std::str::FromStr for Dialect {
 }
 
 /// One storage account's name and its Blob and DFS endpoints.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::{Account, Dialect};
+///
+/// let azure = Account::azure("mystorageaccount")?;
+/// assert_eq!(azure.dfs_endpoint().as_str(), "https://mystorageaccount.dfs.core.windows.net/");
+/// assert_eq!(azure.default_dialect(), Dialect::Dfs);
+///
+/// let azurite = Account::emulator("http://127.0.0.1:10000/devstoreaccount1")?;
+/// assert_eq!(azurite.name(), "devstoreaccount1");
+/// assert_eq!(azurite.default_dialect(), Dialect::Blob);
+///
+/// // Names are 3-24 lowercase letters and digits; the error says so.
+/// assert!(Account::azure("My_Account").is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     name: String,

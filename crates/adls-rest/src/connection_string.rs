@@ -27,6 +27,22 @@ pub struct ConnectionInfo {
 }
 
 /// Parses a connection string.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::connection_string::parse;
+/// use adls_rest::Dialect;
+///
+/// let info = parse("DefaultEndpointsProtocol=https;AccountName=myacct;AccountKey=a2V5;EndpointSuffix=core.windows.net")?;
+/// assert_eq!(info.account.name(), "myacct");
+/// assert_eq!(info.dialect, Dialect::Dfs);
+/// assert_eq!(info.credential.kind_name(), "shared-key");
+///
+/// let azurite = parse("UseDevelopmentStorage=true")?;
+/// assert_eq!(azurite.account.blob_endpoint().as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+/// assert_eq!(azurite.dialect, Dialect::Blob);
+/// # Ok(()) }
+/// ```
 pub fn parse(s: &str) -> Result<ConnectionInfo, Error> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for (i, segment) in s.split(';').enumerate() {

@@ -20,6 +20,29 @@ use crate::secret::{AccountKey, Secret};
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
 /// How requests are authorized.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::sync::Arc;
+/// use adls_rest::connection_string::DEV_ACCOUNT_KEY;
+/// use adls_rest::{Credential, StaticTokenCredential};
+///
+/// // Shared Key: the key is decoded here, once, so signing cannot fail later.
+/// let key = Credential::shared_key(DEV_ACCOUNT_KEY)?;
+/// assert!(Credential::shared_key("not base64!").is_err());
+/// // A SAS, with or without its leading `?`.
+/// let sas = Credential::sas("?sv=2025-11-05&sp=rwl&se=2030-01-01&sig=c2lnbmF0dXJl")?;
+/// // Bearer tokens from any `TokenCredential` (Entra ID ones are in `identity`).
+/// let expires_on = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+/// let fixed = StaticTokenCredential::new("a-token-from-elsewhere", expires_on);
+/// let bearer = Credential::bearer(Arc::new(fixed));
+///
+/// // No secret is ever printed.
+/// assert_eq!(format!("{key:?}"), "Credential::shared-key(<redacted>)");
+/// let shown = format!("{sas:?} {bearer:?}");
+/// assert!(!shown.contains("c2lnbmF0dXJl") && !shown.contains("a-token-from-elsewhere"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub enum Credential {
     /// Shared Key: every request is signed with the account key.
@@ -125,6 +148,31 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A source of OAuth tokens (client secret, managed identity, Azure CLI, ...).
 ///
 /// Implementations fetch a fresh token each call; [`TokenCache`] decides when to call.
+///
+/// ```
+/// use std::sync::Arc;
+/// use adls_rest::credential::{AccessToken, BoxFuture, TokenCredential};
+/// use adls_rest::secret::Secret;
+/// use adls_rest::{Credential, Error};
+///
+/// /// Tokens from the gateway's own token service.
+/// struct MyTokenService;
+///
+/// impl TokenCredential for MyTokenService {
+///     fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
+///         Box::pin(async move {
+///             assert_eq!(scope, adls_rest::credential::STORAGE_SCOPE);
+///             Ok(AccessToken {
+///                 token: Secret::new("token for the storage scope"),
+///                 expires_on: time::OffsetDateTime::now_utc() + time::Duration::minutes(50),
+///             })
+///         })
+///     }
+/// }
+///
+/// let credential = Credential::bearer(Arc::new(MyTokenService));
+/// assert_eq!(credential.kind_name(), "bearer");
+/// ```
 pub trait TokenCredential: Send + Sync + 'static {
     /// Fetches a token for `scope` (e.g. [`STORAGE_SCOPE`]).
     fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>>;

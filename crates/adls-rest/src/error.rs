@@ -53,6 +53,34 @@ impl fmt::Display for ErrorKind {
 }
 
 /// An error from this crate (boxed inside, so `Result`s stay small).
+///
+/// ```no_run
+/// # async fn demo(file: adls_rest::File) {
+/// match file.properties().await {
+///     Ok(props) => println!("{} bytes committed", props.content_length),
+///     Err(e) if e.is_not_found() => println!("not written yet"),
+///     Err(e) => eprintln!(
+///         "{e}: status {:?}, x-ms-error-code {:?}, x-ms-request-id {:?}, retryable: {}",
+///         e.status(),
+///         e.error_code(),
+///         e.request_id(),
+///         e.is_retryable(),
+///     ),
+/// }
+/// # }
+/// ```
+///
+/// Errors found before anything is sent have no status and are not retryable:
+///
+/// ```
+/// use adls_rest::{Account, ErrorKind};
+///
+/// let e = Account::azure("My_Account").unwrap_err();
+/// assert_eq!(e.kind(), ErrorKind::Config);
+/// assert_eq!(e.status(), None);
+/// assert!(!e.is_retryable());
+/// assert!(e.to_string().contains("expected 3-24 lowercase letters and digits"));
+/// ```
 pub struct Error(Box<Inner>);
 
 struct Inner {

@@ -7,6 +7,22 @@ use std::time::Duration;
 use http::HeaderMap;
 
 /// How failed attempts are retried.
+///
+/// ```
+/// use std::time::Duration;
+/// use adls_rest::RetryPolicy;
+///
+/// let policy = RetryPolicy {
+///     max_attempts: 4,
+///     deadline: Duration::from_secs(30),
+///     ..RetryPolicy::default()
+/// };
+/// // Full jitter: retry 3 waits up to 200 ms * 2^2; `random` in [0, 1) picks where.
+/// assert_eq!(policy.backoff(3, None, 0.5), Duration::from_millis(400));
+/// // The service's `Retry-After` wins, capped at `max_retry_after`.
+/// let asked = Some(Duration::from_secs(300));
+/// assert_eq!(policy.backoff(1, asked, 0.5), policy.max_retry_after);
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.

@@ -13,6 +13,14 @@ use crate::error::{Error, ErrorKind};
 pub const REDACTED: &str = "<redacted>";
 
 /// A secret string (SAS token, bearer token, client secret).
+///
+/// ```
+/// use adls_rest::secret::Secret;
+///
+/// let secret = Secret::new("client-secret-value");
+/// assert_eq!(format!("{secret:?}"), "<redacted>");
+/// assert_eq!(secret.expose_secret(), "client-secret-value"); // the one way in
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -42,6 +50,19 @@ impl From<String> for Secret {
 
 /// A storage account key, decoded from base64 when it is built, so signing
 /// cannot fail. The HMAC key schedule is computed once here, not per request.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::connection_string::DEV_ACCOUNT_KEY;
+/// use adls_rest::secret::AccountKey;
+///
+/// let key = AccountKey::from_base64(DEV_ACCOUNT_KEY)?;
+/// assert!(!format!("{key:?}").contains(DEV_ACCOUNT_KEY));
+/// // A bad key fails here, and the error does not echo it.
+/// let e = AccountKey::from_base64("not-base64!").unwrap_err();
+/// assert!(!e.to_string().contains("not-base64!"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AccountKey {
     bytes: Vec<u8>,

@@ -33,6 +33,24 @@ pub const API_VERSION: &str = "2025-11-05";
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Transport settings.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::time::Duration;
+/// use adls_rest::{Client, TransportOptions};
+///
+/// let options = TransportOptions {
+///     attempt_timeout: Duration::from_secs(20),
+///     pool_idle_timeout: Duration::from_secs(3), // below Azurite's 5 s keep-alive
+///     max_in_flight: 8,
+///     ..TransportOptions::default()
+/// };
+/// let client = Client::from_connection_string("UseDevelopmentStorage=true")?
+///     .transport_options(options)
+///     .build()?;
+/// assert_eq!(client.stats().connections_opened, 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
     /// Time to open a TCP connection.

@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 use adls_rest::{Client, Error};
 
 /// Clients by destination key, with a TTL since last use and a size bound.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::time::Duration;
+/// use adls_rest::Client;
+/// use llm_log_callback::ClientCache;
+///
+/// let cache = ClientCache::new(Duration::from_secs(600), 100);
+/// let build = || Client::from_connection_string("UseDevelopmentStorage=true")?.build();
+/// let first = cache.get_or_try_insert("tenant-a", build)?;
+/// let again = cache.get_or_try_insert("tenant-a", || unreachable!("cached"))?;
+/// assert_eq!(first.account(), again.account());
+/// assert_eq!(cache.len(), 1);
+/// # Ok(()) }
+/// ```
 pub struct ClientCache {
     ttl: Duration,
     max: usize,

@@ -17,6 +17,8 @@ use crate::layout::{LayoutMode, BATCH_TEMPLATE, RECORD_TEMPLATE, ROLLING_TEMPLAT
 use crate::redact::{ContentPolicy, Redaction};
 
 /// What happens when the queue is full.
+///
+/// See the [`Config`] example.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OverflowPolicy {
     /// Drop the new record and count it (`dropped.queue_full`). `log` never waits.
@@ -29,6 +31,8 @@ pub enum OverflowPolicy {
 }
 
 /// Spill directory settings.
+///
+/// See the [`Config`] example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpillConfig {
     /// Directory for spilled batches (created if missing).
@@ -39,6 +43,17 @@ pub struct SpillConfig {
 
 /// Journal settings: what [`Logger::ingest`](crate::Logger::ingest) takes is
 /// fsynced here before it returns (see `journal.rs`).
+///
+/// ```
+/// use llm_log_callback::{Config, JournalConfig};
+///
+/// let config = Config {
+///     // acknowledged by `ingest` means fsynced here; spills go to its `spill/`
+///     journal: Some(JournalConfig { dir: "/var/lib/llm-log-shipper/journal".into(), max_bytes: 1 << 30 }),
+///     ..Config::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalConfig {
     /// The journal directory (created if missing). Without a spill directory
@@ -49,6 +64,33 @@ pub struct JournalConfig {
 }
 
 /// Logger configuration.
+///
+/// Start from the defaults (or [`Config::from_env`]) and change what differs:
+///
+/// ```
+/// use std::time::Duration;
+/// use llm_log_callback::{Config, ContentPolicy, LayoutMode, OverflowPolicy, Redaction, SpillConfig};
+///
+/// let config = Config {
+///     filesystem: "gateway-logs".into(),
+///     prefix: "prod/eu-west".into(),
+///     // one file per replica and hour, appended batch after batch
+///     layout: LayoutMode::Rolling { window: Duration::from_secs(3600) },
+///     max_batch_age: Duration::from_secs(2),
+///     gzip: true,
+///     // when storage is down, batches wait on disk instead of being dropped
+///     spill: Some(SpillConfig { dir: "/var/lib/gateway/llm-log-spill".into(), max_bytes: 1 << 30 }),
+///     overflow: OverflowPolicy::Spill,
+///     redaction: Redaction { content: ContentPolicy::Hash, ..Redaction::default() },
+///     ..Config::default()
+/// };
+/// assert!(config.validate().is_ok());
+///
+/// // Every invalid setting is an error that names it.
+/// let bad = Config { queue_max_bytes: 1024, ..Config::default() };
+/// let e = bad.validate().unwrap_err();
+/// assert!(e.to_string().contains("queue_max_bytes"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Filesystem (container) to write to.

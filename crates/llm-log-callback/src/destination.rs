@@ -11,11 +11,34 @@ use adls_rest::{Account, Client, ClientBuilder, Credential, Dialect};
 use crate::error::LogError;
 
 /// Builds the storage client from the environment.
+///
+/// ```no_run
+/// # fn main() -> Result<(), llm_log_callback::LogError> {
+/// // e.g. AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true for Azurite
+/// let client = llm_log_callback::client_from_env()?;
+/// # let _ = client; Ok(()) }
+/// ```
 pub fn client_from_env() -> Result<Client, LogError> {
     client_from_lookup(|k| std::env::var(k).ok())
 }
 
 /// [`client_from_env`] with an injected lookup (for tests).
+///
+/// ```
+/// # fn main() -> Result<(), llm_log_callback::LogError> {
+/// use llm_log_callback::destination::client_from_lookup;
+///
+/// let client = client_from_lookup(|name| match name {
+///     "AZURE_STORAGE_CONNECTION_STRING" => Some("UseDevelopmentStorage=true".into()),
+///     _ => None,
+/// })?;
+/// assert_eq!(client.account().name(), "devstoreaccount1");
+///
+/// // A missing or bad setting is an error naming the variable, never its value.
+/// let e = client_from_lookup(|_| None).unwrap_err();
+/// assert!(e.to_string().contains("AZURE_STORAGE_ACCOUNT_NAME"));
+/// # Ok(()) }
+/// ```
 pub fn client_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Client, LogError> {
     let get = |k: &str| {
         get(k)

@@ -4,6 +4,20 @@
 use std::fmt;
 
 /// What went wrong.
+///
+/// ```no_run
+/// # fn demo(logger: llm_log_callback::Logger, record: llm_log_callback::LogRecord) {
+/// use llm_log_callback::LogError;
+///
+/// match logger.log(record) {
+///     Ok(()) => {}
+///     // accepted, then dropped: counted in `metrics().dropped.queue_full`
+///     Err(LogError::QueueFull) => {}
+///     // refused, counted in `metrics().rejected`: say why
+///     Err(e) => eprintln!("request log refused: {e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LogError {

@@ -11,6 +11,23 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 /// What [`Logger::ingest`](crate::Logger::ingest) took.
+///
+/// ```no_run
+/// # async fn demo(logger: llm_log_callback::Logger) {
+/// use llm_log_callback::IngestError;
+///
+/// let posted = [r#"{"id":"a","model":"gpt-4o"}"#, r#"{"id":"b","model":"gpt-4o"}"#];
+/// match logger.ingest(&posted).await {
+///     // acknowledge: the records are queued (and journaled, with a journal)
+///     Ok(taken) => println!("{} taken, {} already had", taken.accepted, taken.duplicates),
+///     // tell the sender to come back
+///     Err(IngestError::Busy { retry_after }) => println!("503, Retry-After {retry_after:?}"),
+///     Err(IngestError::ShutDown) => println!("503"),
+///     // the sender must not retry these
+///     Err(e) => println!("400: {e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ingested {
     /// Records accepted (counted in `metrics().accepted`).

@@ -9,6 +9,17 @@
 use time::OffsetDateTime;
 
 /// How records are grouped into files.
+///
+/// ```
+/// use std::time::Duration;
+/// use llm_log_callback::{Config, LayoutMode};
+///
+/// let hourly = Config {
+///     layout: LayoutMode::Rolling { window: Duration::from_secs(3600) },
+///     ..Config::default()
+/// };
+/// assert!(hourly.template().contains("year={YYYY}/month={MM}/day={DD}/hour={HH}"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayoutMode {
     /// One new file per batch (default): create-new, append, flush+close.

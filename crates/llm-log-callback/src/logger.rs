@@ -112,6 +112,17 @@ enum Taken {
 }
 
 /// What `flush` and `shutdown` report: the ledger at that moment.
+///
+/// ```no_run
+/// # async fn demo(logger: llm_log_callback::Logger) {
+/// let report = logger.flush().await;
+/// if !report.complete {
+///     eprintln!("{} records still in flight after {} ms", report.metrics.in_flight, report.elapsed_ms);
+/// }
+/// // It serializes, e.g. as one JSON line for the process's own log.
+/// println!("{}", serde_json::to_string(&report).unwrap_or_default());
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
     /// True when every accepted record is written, spilled or dropped (none in flight).
@@ -127,6 +138,34 @@ pub struct Report {
 /// Dropping the last clone without [`Logger::shutdown`] stops the background
 /// tasks too: the batcher writes what is queued (within the retry window,
 /// spilling or dropping the rest), then it and the replayer end.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use llm_log_callback::{client_from_env, Config, LogRecord, Logger};
+///
+/// let logger = Logger::start(client_from_env()?, Config::from_env()?).await?;
+///
+/// // In request handlers (clone the handle into each): never blocks, never awaits.
+/// let handler_logger = logger.clone();
+/// let record = LogRecord {
+///     model: "gpt-4o".to_string().into(),
+///     prompt_tokens: 12.into(),
+///     ..LogRecord::default()
+/// };
+/// if let Err(e) = handler_logger.log_failure(record, "upstream timed out") {
+///     eprintln!("request log not queued: {e}"); // refused or dropped, and counted
+/// }
+///
+/// // Health: the ledger at any moment.
+/// let m = logger.metrics();
+/// println!("{} accepted, {} written, {} queued", m.accepted, m.written, m.queue_records);
+///
+/// // At exit: write everything, spilling what cannot be written within the deadline.
+/// let report = logger.shutdown(Duration::from_secs(30)).await;
+/// assert_eq!(report.metrics.accepted, report.metrics.settled());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Logger {
     shared: Arc<Shared>,

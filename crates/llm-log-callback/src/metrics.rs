@@ -74,6 +74,20 @@ pub struct Latency {
 }
 
 /// A snapshot of the logger's ledger and health.
+///
+/// Every accepted record is counted in exactly one of written, spilled,
+/// dead-lettered, unknown or dropped once it leaves the queue:
+///
+/// ```no_run
+/// # async fn demo(logger: llm_log_callback::Logger) {
+/// let m = logger.metrics();
+/// let waiting = m.queue_records + m.in_flight;
+/// assert!(m.settled() + waiting >= m.accepted);
+/// if m.dropped.total() > 0 {
+///     eprintln!("dropped: {:?}", m.dropped);
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Metrics {
     /// Records accepted by `log*` (refused records are not counted here).

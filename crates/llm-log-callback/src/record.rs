@@ -42,6 +42,16 @@ use serde_json::{Map, Number, Value};
 
 /// A field that can be absent, explicitly `null`, or hold a value: the three
 /// are kept apart so records round-trip exactly.
+///
+/// ```
+/// use llm_log_callback::{Field, LogRecord};
+///
+/// let r = LogRecord::from_json(r#"{"model":null,"prompt_tokens":7}"#).unwrap();
+/// assert_eq!(r.model, Field::Null);
+/// assert_eq!(r.prompt_tokens.get(), Some(&7));
+/// assert!(r.call_type.is_absent());
+/// assert_eq!(r.to_value().to_string(), r#"{"model":null,"prompt_tokens":7}"#);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum Field<T> {
     /// The key was not in the record.
@@ -97,6 +107,38 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
 /// Field names follow LiteLLM's `StandardLoggingPayload`, including its
 /// camel-case time fields (`startTime`, `endTime`, `completionStartTime`,
 /// epoch seconds as floats).
+///
+/// ```
+/// # fn main() -> Result<(), llm_log_callback::record::RecordError> {
+/// use llm_log_callback::{Field, LogRecord};
+///
+/// let text = r#"{"id":"chatcmpl-1","model":"gpt-4o","prompt_tokens":12,"response_cost":0.00022500000000000002,"error_str":null,"user_api_key_team_alias":"search"}"#;
+/// let record = LogRecord::from_json(text)?;
+/// assert_eq!(record.model.get().map(String::as_str), Some("gpt-4o"));
+/// assert_eq!(record.prompt_tokens, Field::Value(12));
+/// assert_eq!(record.error_str, Field::Null); // null stays null
+/// assert!(record.completion_tokens.is_absent()); // absent stays absent
+/// assert_eq!(record.extra["user_api_key_team_alias"], "search"); // unknown fields are kept
+///
+/// // Written again, it holds the same JSON values (the float bit for bit).
+/// let again: serde_json::Value = serde_json::from_str(text).unwrap();
+/// assert_eq!(record.to_value(), again);
+/// # Ok(()) }
+/// ```
+///
+/// Built in code, a record needs only what is known; `id` is generated when missing:
+///
+/// ```
+/// use llm_log_callback::LogRecord;
+///
+/// let mut record = LogRecord {
+///     model: "gpt-4o".to_string().into(),
+///     status: "success".to_string().into(),
+///     completion_tokens: 30.into(),
+///     ..LogRecord::default()
+/// };
+/// assert!(!record.ensure_id().is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// Unique id of the request (generated when missing).

@@ -20,6 +20,19 @@ pub enum ContentPolicy {
 }
 
 /// Redaction settings.
+///
+/// ```
+/// use llm_log_callback::{ContentPolicy, LogRecord, Redaction};
+///
+/// let mut record = LogRecord::from_json(
+///     r#"{"model":"gpt-4o","messages":[{"role":"user","content":"my card is 4111 1111 1111 1111"}]}"#,
+/// ).unwrap();
+/// let redaction = Redaction { content: ContentPolicy::Hash, ..Redaction::default() };
+/// redaction.apply(&mut record);
+/// let messages = record.messages.get().unwrap();
+/// assert_eq!(messages["redacted"], true); // length and sha256 are kept, the text is not
+/// assert!(!record.to_value().to_string().contains("4111"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redaction {
     /// Prompt and response content.

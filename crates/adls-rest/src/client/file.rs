@@ -76,6 +76,32 @@ pub struct Flushed {
 }
 
 /// A file (DFS path or block blob).
+///
+/// Create, append and flush give full control (see the crate's example);
+/// [`File::upload`] writes a whole file in one call:
+///
+/// ```no_run
+/// # async fn demo(fs: adls_rest::FileSystem) -> Result<(), adls_rest::Error> {
+/// use adls_rest::{content_md5, ByteRange, CreateMode, CreateOptions};
+/// use bytes::Bytes;
+///
+/// let file = fs.file("year=2024/month=01/batch-0001.ndjson")?;
+/// let data = Bytes::from_static(b"{\"id\":1}\n{\"id\":2}\n");
+/// let options = CreateOptions {
+///     mode: CreateMode::CreateNew, // never overwrite another writer's file
+///     content_md5: Some(content_md5(&data)),
+///     ..CreateOptions::default()
+/// };
+/// file.upload(data.clone(), 4 << 20, &options).await?;
+///
+/// // What the service committed, checked rather than assumed.
+/// let props = file.properties().await?;
+/// assert_eq!(props.content_length, data.len() as u64);
+/// assert_eq!(props.content_md5, options.content_md5);
+/// let first_line = file.read_range(ByteRange { start: 0, len: Some(9) }).await?;
+/// assert_eq!(&first_line[..], b"{\"id\":1}\n");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct File {
     fs: FileSystem,

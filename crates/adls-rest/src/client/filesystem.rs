@@ -13,6 +13,23 @@ use crate::error::Error;
 use crate::ops::{blob, dfs, Conditions, ListPage, Metadata, PathItem};
 
 /// A filesystem (DFS) or container (Blob).
+///
+/// ```no_run
+/// # async fn demo(client: adls_rest::Client) -> Result<(), adls_rest::Error> {
+/// use adls_rest::ListOptions;
+///
+/// let fs = client.filesystem("llm-logs")?;
+/// fs.create_if_not_exists().await?;
+/// let january = ListOptions {
+///     directory: Some("year=2024/month=01".into()),
+///     recursive: true,
+///     ..ListOptions::default()
+/// };
+/// for item in fs.list_all(january).await? {
+///     println!("{} ({} bytes)", item.name, item.content_length);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct FileSystem {
     pub(super) client: Client,

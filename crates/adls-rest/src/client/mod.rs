@@ -27,6 +27,23 @@ pub use filesystem::{FileSystem, ListOptions};
 
 /// A storage client for one account. Build it once and clone it everywhere:
 /// all clones share one connection pool.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::{Client, Dialect};
+///
+/// // Azurite's well-known development account; building sends nothing.
+/// let client = Client::from_connection_string("UseDevelopmentStorage=true")?.build()?;
+/// assert_eq!(client.account().name(), "devstoreaccount1");
+/// assert_eq!(client.dialect(), Dialect::Blob); // loopback endpoints speak Blob
+///
+/// // Clones share the pool and its counters.
+/// let for_a_task = client.clone();
+/// assert_eq!(for_a_task.stats().requests_sent, 0);
+/// let logs = client.filesystem("llm-logs")?; // a handle: nothing is sent either
+/// assert_eq!(logs.name(), "llm-logs");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -50,6 +67,24 @@ impl std::fmt::Debug for Client {
 }
 
 /// Builds a [`Client`].
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::time::Duration;
+/// use adls_rest::connection_string::DEV_ACCOUNT_KEY;
+/// use adls_rest::{Account, Client, Credential, Dialect, RetryPolicy};
+///
+/// let account = Account::azure("mystorageaccount")?;
+/// let credential = Credential::shared_key(DEV_ACCOUNT_KEY)?; // the base64 key from the portal
+/// let client = Client::builder(account, credential)
+///     .dialect(Dialect::Blob) // a flat-namespace account
+///     .max_in_flight(16)
+///     .attempt_timeout(Duration::from_secs(30))
+///     .retry(RetryPolicy { max_attempts: 4, ..RetryPolicy::default() })
+///     .build()?;
+/// assert_eq!(client.dialect(), Dialect::Blob);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     account: Account,

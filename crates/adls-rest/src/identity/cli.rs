@@ -28,6 +28,19 @@ const NAME: &str = "AzureCliCredential";
 pub const AZ_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Tokens from the Azure CLI's signed-in account.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::{sync::Arc, time::Duration};
+/// use adls_rest::{AzureCliCredential, Credential};
+///
+/// // For a developer's machine after `az login`; `az` runs only when a token is needed.
+/// let cli = AzureCliCredential::new()
+///     .with_timeout(Duration::from_secs(20))
+///     .with_tenant_id("contoso.onmicrosoft.com")?;
+/// let credential = Credential::bearer(Arc::new(cli));
+/// # let _ = credential; Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AzureCliCredential {
     program: PathBuf,

@@ -15,6 +15,24 @@ const NAME: &str = "ClientSecretCredential";
 /// A service principal authenticated by a client secret:
 /// `POST {authority}/{tenant}/oauth2/v2.0/token` with `client_id`,
 /// `client_secret`, `scope` and `grant_type=client_credentials`.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::sync::Arc;
+/// use adls_rest::{Account, Client, ClientSecretCredential, Credential};
+///
+/// // Or `ClientSecretCredential::from_env()` (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET).
+/// let principal = ClientSecretCredential::new(
+///     "contoso.onmicrosoft.com",
+///     "00000000-0000-0000-0000-000000000000",
+///     "the secret's value",
+/// )?;
+/// assert!(!format!("{principal:?}").contains("the secret's value"));
+/// // Nothing is requested until the first storage request needs a token.
+/// let credential = Credential::bearer(Arc::new(principal));
+/// let client = Client::builder(Account::azure("mystorageaccount")?, credential).build()?;
+/// # let _ = client; Ok(()) }
+/// ```
 pub struct ClientSecretCredential {
     client: ConfidentialClient,
     secret: Secret,

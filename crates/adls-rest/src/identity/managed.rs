@@ -189,6 +189,22 @@ enum Kind {
 }
 
 /// A managed identity's tokens, from IMDS or the App Service identity endpoint.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::sync::Arc;
+/// use adls_rest::identity::{ManagedIdentityOptions, UserAssignedId};
+/// use adls_rest::{Credential, ManagedIdentityCredential};
+///
+/// // A user-assigned identity through IMDS (the default endpoint); nothing is sent yet.
+/// let options = ManagedIdentityOptions {
+///     user_assigned: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000000".into())),
+///     ..ManagedIdentityOptions::default()
+/// };
+/// let managed = ManagedIdentityCredential::new(options)?;
+/// let credential = Credential::bearer(Arc::new(managed));
+/// # let _ = credential; Ok(()) }
+/// ```
 pub struct ManagedIdentityCredential {
     kind: Kind,
     user_assigned: Option<UserAssignedId>,

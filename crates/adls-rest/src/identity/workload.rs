@@ -18,6 +18,22 @@ const NAME: &str = "WorkloadIdentityCredential";
 /// and the projected service account token as `client_assertion`.
 ///
 /// The token file is read again for every token request: the kubelet rotates it.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use std::sync::Arc;
+/// use adls_rest::{Credential, WorkloadIdentityCredential};
+///
+/// // On AKS, usually `WorkloadIdentityCredential::from_env()` (AZURE_TENANT_ID,
+/// // AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, set by the webhook).
+/// let workload = WorkloadIdentityCredential::new(
+///     "contoso.onmicrosoft.com",
+///     "00000000-0000-0000-0000-000000000000",
+///     "/var/run/secrets/azure/tokens/azure-identity-token",
+/// )?;
+/// let credential = Credential::bearer(Arc::new(workload));
+/// # let _ = credential; Ok(()) }
+/// ```
 pub struct WorkloadIdentityCredential {
     client: ConfidentialClient,
     token_file: PathBuf,

@@ -109,6 +109,34 @@ impl CreatePath<'_> {
 }
 
 /// Path - Update, `action=append`: stage `body` at `position` (uncommitted until flush).
+///
+/// Like every type in [`crate::ops`], it is a value that builds a request and
+/// sends nothing:
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::ops::dfs::AppendData;
+/// use adls_rest::Checksums;
+/// use bytes::Bytes;
+///
+/// let endpoint = url::Url::parse("https://myaccount.dfs.core.windows.net").unwrap();
+/// let append = AppendData {
+///     filesystem: "logs",
+///     path: "year=2024/a b.ndjson",
+///     position: 0,
+///     body: Bytes::from_static(b"{\"id\":1}\n"),
+///     checksums: Checksums { md5: true, crc64: false },
+/// };
+/// let request = append.request(&endpoint)?;
+/// assert_eq!(request.method(), http::Method::PATCH);
+/// assert_eq!(
+///     request.uri(),
+///     "https://myaccount.dfs.core.windows.net/logs/year%3D2024/a%20b.ndjson?action=append&position=0"
+/// );
+/// assert!(request.headers().contains_key("content-md5"));
+/// assert_eq!(request.body().len(), 9);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AppendData<'a> {
     /// Filesystem name.

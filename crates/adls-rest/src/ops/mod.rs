@@ -95,6 +95,17 @@ pub fn validate_path(path: &str) -> Result<&str, Error> {
 /// Names are case-insensitive, and on the Blob dialect they travel as
 /// `x-ms-meta-*` headers, which HTTP/1 (and our `http` types) lower-case:
 /// `Source` is stored and read back as `source`. Use lower-case names.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::Metadata;
+///
+/// let mut metadata = Metadata::new();
+/// metadata.insert("writer", "gateway-7")?;
+/// assert_eq!(metadata.get("Writer"), Some("gateway-7")); // names are case-insensitive
+/// assert!(metadata.insert("not a name", "x").is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata(Vec<(String, String)>);
 
@@ -227,6 +238,14 @@ impl Conditions {
 }
 
 /// A byte range `[start, start + len)`; `len == None` means to the end.
+///
+/// ```
+/// use adls_rest::ByteRange;
+///
+/// let first_kib = ByteRange { start: 0, len: Some(1024) };
+/// let from_the_middle = ByteRange { start: 4096, len: None }; // to the end
+/// # let _ = (first_kib, from_the_middle);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
     /// First byte.
@@ -318,6 +337,20 @@ pub(crate) fn insert(h: &mut HeaderMap, name: &'static str, v: &str) -> Result<(
 /// on the Blob dialect carry it ([`blob::block_id`]), so two writers of one
 /// blob never replace each other's staged blocks, and a caller can store it
 /// (e.g. in metadata) to recognise its own files later.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::WriterId;
+///
+/// let writer = WriterId::from_hex("00112233445566778899aabbccddeeff")?;
+/// assert_eq!(writer.to_string(), "00112233445566778899aabbccddeeff");
+/// assert_eq!(WriterId::process(), WriterId::process()); // one per process
+/// assert_ne!(WriterId::random(), WriterId::random());
+/// # Ok(()) }
+/// ```
+///
+/// A replica that takes over another's path writes as that writer:
+/// `fs.file(path)?.with_writer(writer)` (see [`crate::File::with_writer`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WriterId([u8; 16]);
 
@@ -369,6 +402,10 @@ impl std::fmt::Debug for WriterId {
 }
 
 /// The base64 MD5 of `data`, as `Content-MD5` and `x-ms-content-md5` carry it.
+///
+/// ```
+/// assert_eq!(adls_rest::content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+/// ```
 pub fn content_md5(data: &[u8]) -> String {
     use base64::Engine as _;
     use md5::Digest as _;
@@ -376,6 +413,17 @@ pub fn content_md5(data: &[u8]) -> String {
 }
 
 /// Transactional checksums of an append body, computed by the caller.
+///
+/// ```no_run
+/// # async fn demo(file: adls_rest::File) -> Result<(), adls_rest::Error> {
+/// use adls_rest::Checksums;
+/// use bytes::Bytes;
+///
+/// // The service recomputes both and refuses a body damaged on the way.
+/// let both = Checksums { md5: true, crc64: true };
+/// file.append(0, Bytes::from_static(b"{\"id\":1}\n"), both).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checksums {
     /// Send `Content-MD5` (the service verifies it and answers 400 `Md5Mismatch`).

@@ -35,6 +35,28 @@ const STANDARD_HEADERS: [&str; 11] = [
 /// The `Authorization` header value: `SharedKey {account}:{base64 HMAC-SHA256}`.
 ///
 /// The value is marked sensitive so `http`'s `Debug` hides it.
+///
+/// ```
+/// # fn main() -> Result<(), adls_rest::Error> {
+/// use adls_rest::connection_string::DEV_ACCOUNT_KEY;
+/// use adls_rest::secret::AccountKey;
+/// use adls_rest::sign::{authorization, string_to_sign};
+/// use http::{HeaderMap, HeaderValue, Method, Uri};
+///
+/// let key = AccountKey::from_base64(DEV_ACCOUNT_KEY)?;
+/// let uri: Uri = "http://127.0.0.1:10000/devstoreaccount1/logs?restype=container".parse().unwrap();
+/// let mut headers = HeaderMap::new();
+/// // The time is an input: the transport sets `x-ms-date` before signing.
+/// headers.insert("x-ms-date", HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"));
+/// headers.insert("x-ms-version", HeaderValue::from_static(adls_rest::API_VERSION));
+///
+/// let sts = string_to_sign("devstoreaccount1", &Method::PUT, &uri, &headers);
+/// assert!(sts.ends_with("/devstoreaccount1/devstoreaccount1/logs\nrestype:container"));
+/// let value = authorization("devstoreaccount1", &key, &Method::PUT, &uri, &headers);
+/// assert!(value.to_str().unwrap().starts_with("SharedKey devstoreaccount1:"));
+/// assert!(value.is_sensitive());
+/// # Ok(()) }
+/// ```
 pub fn authorization(
     account: &str,
     key: &AccountKey,
