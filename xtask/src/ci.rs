@@ -1,9 +1,15 @@
 //! `cargo xtask ci`: the whole check that `.ci/run` and the README's test command run.
 
+use std::time::Instant;
+
 use crate::util::{cargo, run_checked};
 use crate::Result;
 
-/// fmt, clippy, unit and doc tests of the default members, then the integration suite.
+/// The crates meant for crates.io: packaged (and the packages built) on every run.
+const PUBLISHED: [&str; 2] = ["adls-rest", "llm-log-callback"];
+
+/// fmt, clippy, unit and doc tests of the default members, rustdoc without
+/// warnings, the published crates packaged, then the integration suite.
 pub fn run(_args: &[String]) -> Result {
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_checked(cargo().args([
@@ -15,5 +21,37 @@ pub fn run(_args: &[String]) -> Result {
         "warnings",
     ]))?;
     run_checked(cargo().args(["test"]))?;
+    docs()?;
+    package()?;
     crate::integration::run(&[])
+}
+
+/// The API docs of every member, with rustdoc's warnings (broken links,
+/// invalid code blocks) as errors; `missing_docs` is checked by clippy above.
+fn docs() -> Result {
+    let t0 = Instant::now();
+    run_checked(
+        cargo()
+            .args(["doc", "--no-deps", "--workspace"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    eprintln!("docs: {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo package` for the published crates together, so `llm-log-callback`
+/// builds against the packaged `adls-rest` (cargo puts both in a local
+/// registry for the verification): what crates.io would get, compiled from
+/// the `.crate` files alone. `--allow-dirty` lets a developer run this before
+/// committing; a clean clone (CI) is not dirty anyway.
+fn package() -> Result {
+    let t0 = Instant::now();
+    let mut cmd = cargo();
+    cmd.args(["package", "--allow-dirty"]);
+    for name in PUBLISHED {
+        cmd.args(["-p", name]);
+    }
+    run_checked(&mut cmd)?;
+    eprintln!("package: {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
 }

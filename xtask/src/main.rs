@@ -31,7 +31,7 @@ commands:
   fixtures [--check]                   regenerate LiteLLM StandardLoggingPayload fixtures with real LiteLLM (mocked calls, no network)
   litellm --endpoint URL --out FILE    real LiteLLM (mocked calls) logging via its generic_api callback to URL; records to FILE (--help; --self-check)
   bench [--quick] [--soak]             benchmarks vs object_store, opendal, the Python SDK: markdown table, BENCH/RATIO lines, JSON in target/bench/
-  ci                                   fmt --check, clippy -D warnings, unit tests, integration (what .ci/run calls)
+  ci                                   fmt --check, clippy -D warnings, unit tests, rustdoc -D warnings, cargo package, integration (what .ci/run calls)
   azurite                              start Azurite in the foreground for manual use (Ctrl-C stops it)
 ";
 
