@@ -10,6 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::error::LogError;
+use crate::journal::{AppendError, JournalRef};
+use crate::metrics::Counters;
+use crate::queue::Entry;
+use crate::Logger;
+
 /// What [`Logger::ingest`](crate::Logger::ingest) took.
 ///
 /// ```no_run
@@ -161,6 +167,174 @@ impl Dedup {
         self.order.push_back((now, id));
         self.expire(now);
     }
+}
+
+impl Logger {
+    /// Takes a group of records that arrive as JSON texts (a POST of the
+    /// HTTP sidecar), all or nothing: every one is checked first (one invalid
+    /// record refuses the group), those whose own `id` was taken within the
+    /// deduplication window are skipped (a sender's retry), and the rest are
+    /// queued together, or none is and [`IngestError::Busy`] says when to try
+    /// again. Each record is stored as [`Logger::log_json`] stores it.
+    pub async fn ingest(&self, records: &[&str]) -> Result<Ingested, IngestError> {
+        let refuse = |e: IngestError| {
+            Counters::add(&self.shared.counters.rejected, records.len() as u64);
+            e
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        let mut ids = Vec::with_capacity(records.len());
+        for (index, text) in records.iter().enumerate() {
+            match self.json_entry(text, true) {
+                Ok((entry, id)) => {
+                    entries.push(entry);
+                    ids.push(id);
+                }
+                Err(LogError::ShutDown) => return Err(IngestError::ShutDown),
+                Err(LogError::RecordTooLarge { bytes, limit }) => {
+                    return Err(refuse(IngestError::TooLarge {
+                        index,
+                        bytes,
+                        limit,
+                    }))
+                }
+                Err(e) => {
+                    let reason = match e {
+                        LogError::InvalidRecord(m) => m,
+                        other => other.to_string(),
+                    };
+                    return Err(refuse(IngestError::Invalid { index, reason }));
+                }
+            }
+        }
+        let (mut keep, taken, duplicates) = match self.take_group(entries, &ids)? {
+            Taken::Queued(done) => return Ok(done),
+            Taken::ToJournal {
+                keep,
+                taken,
+                duplicates,
+            } => (keep, taken, duplicates),
+        };
+        let Some(journal) = &self.shared.journal else {
+            return Err(IngestError::ShutDown);
+        };
+        let accepted = keep.len();
+        let lines: Vec<&[u8]> = keep.iter().map(|e| &e.line[..]).collect();
+        match journal.append(&lines).await {
+            Ok(first) => {
+                for (i, e) in keep.iter_mut().enumerate() {
+                    e.journal = Some(JournalRef {
+                        seg: first.seg,
+                        index: first.index + i as u64,
+                    });
+                }
+                self.shared.queue.push_all_unbounded(keep);
+                Counters::add(&self.shared.counters.accepted, accepted as u64);
+                Counters::add(&self.shared.counters.duplicates, duplicates as u64);
+                Ok(Ingested {
+                    accepted,
+                    duplicates,
+                })
+            }
+            Err(e) => {
+                let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &taken {
+                    dedup.remove(id);
+                }
+                if let AppendError::Io(e) = &e {
+                    tracing::error!(error = %e, "cannot write the journal; answering busy");
+                }
+                Err(IngestError::Busy {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    /// The part of `ingest` under the deduplication lock (never across an
+    /// await): skips ids taken within the window or earlier in the group;
+    /// without a journal it queues the rest, with one it notes their ids
+    /// (so a concurrent retry is skipped too) and hands them back to journal.
+    fn take_group(
+        &self,
+        entries: Vec<Entry>,
+        ids: &[Option<String>],
+    ) -> Result<Taken, IngestError> {
+        let now = Instant::now();
+        let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keep: Vec<Entry> = Vec::with_capacity(entries.len());
+        let mut taken: Vec<&str> = Vec::new();
+        let mut duplicates = 0;
+        for (entry, id) in entries.into_iter().zip(ids) {
+            let seen = id
+                .as_deref()
+                .is_some_and(|id| dedup.contains(id, now) || taken.contains(&id));
+            if seen {
+                duplicates += 1;
+                continue;
+            }
+            if let Some(id) = id {
+                taken.push(id);
+            }
+            keep.push(entry);
+        }
+        let accepted = keep.len();
+        let bytes: usize = keep.iter().map(|e| e.line.len()).sum();
+        if !self.shared.queue.could_hold(accepted, bytes) {
+            Counters::add(&self.shared.counters.rejected, ids.len() as u64);
+            return Err(IngestError::GroupTooLarge {
+                records: accepted,
+                bytes,
+            });
+        }
+        let busy = || {
+            self.shared.queue.arrived.notify_one();
+            IngestError::Busy {
+                retry_after: Duration::from_secs(1),
+            }
+        };
+        if self.shared.journal.is_some() {
+            // room now? Once journaled, the records are queued whatever the
+            // bounds say (they are acknowledged), so ask before.
+            if !self.shared.queue.has_room(accepted, bytes) {
+                return Err(busy());
+            }
+            for id in &taken {
+                dedup.insert(id.to_string(), now);
+            }
+            return Ok(Taken::ToJournal {
+                keep,
+                taken: taken.iter().map(|id| id.to_string()).collect(),
+                duplicates,
+            });
+        }
+        match self.shared.queue.try_push_all(keep) {
+            Ok(()) => {
+                for id in taken {
+                    dedup.insert(id.to_string(), now);
+                }
+                Counters::add(&self.shared.counters.accepted, accepted as u64);
+                Counters::add(&self.shared.counters.duplicates, duplicates as u64);
+                Ok(Taken::Queued(Ingested {
+                    accepted,
+                    duplicates,
+                }))
+            }
+            Err(true) => Err(IngestError::ShutDown),
+            Err(false) => Err(busy()),
+        }
+    }
+}
+
+/// What `take_group` did with a group.
+enum Taken {
+    /// Queued (no journal).
+    Queued(Ingested),
+    /// To be journaled, then queued.
+    ToJournal {
+        keep: Vec<Entry>,
+        taken: Vec<String>,
+        duplicates: usize,
+    },
 }
 
 #[cfg(test)]

@@ -130,6 +130,23 @@ impl Uploader {
         }
     }
 
+    /// A batch reached a durable end (written, spilled, dead-lettered)
+    /// without having been secured before its upload (the disk refused then,
+    /// or it never went through `deliver`): mark its journaled records now,
+    /// so a restart does not queue them again.
+    async fn secure_late(&self, batch: &Batch) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        if batch.inflight.is_some() || batch.journal.is_empty() {
+            return;
+        }
+        let refs = batch.journal.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || journal.secure(&refs)).await {
+            tracing::error!(error = %e, records = batch.records, "could not mark journaled records as secured; a restart may send them again");
+        }
+    }
+
     /// Done with a batch's in-flight copy (it is written, or kept elsewhere).
     async fn drop_inflight(&self, batch: &Batch) {
         let (Some(spill), Some(path)) = (self.spill.clone(), batch.inflight.clone()) else {
@@ -180,6 +197,7 @@ impl Uploader {
                     self.counters.record_latency(started.elapsed());
                     self.healthy.notify_one();
                     tracing::debug!(path = %batch.target.path, records = batch.records, bytes = batch.payload.len(), "batch written and verified");
+                    self.secure_late(&batch).await;
                     self.drop_inflight(&batch).await;
                     return Delivered::Written(batch.target);
                 }
@@ -269,6 +287,7 @@ impl Uploader {
                 Ok(Ok(path)) => {
                     Counters::add(&self.counters.dead_lettered, batch.records);
                     tracing::info!(file = %path.display(), "batch kept in the dead-letter directory");
+                    self.secure_late(batch).await;
                     self.drop_inflight(batch).await;
                     return Delivered::DeadLettered;
                 }
@@ -314,6 +333,7 @@ impl Uploader {
             Ok(Ok(path)) => {
                 Counters::add(&self.counters.spilled, batch.records);
                 tracing::info!(file = %path.display(), records = batch.records, "batch spilled to disk");
+                self.secure_late(batch).await;
                 return Some(Delivered::Spilled);
             }
             Ok(Err(e)) => {

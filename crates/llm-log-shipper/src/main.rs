@@ -168,6 +168,7 @@ async fn serve(settings: Settings) -> ExitCode {
         max_body_bytes: settings.max_body_bytes,
         stats: Arc::new(ServerStats::default()),
         ready: Arc::new(Readiness::new(fs, settings.logger.create_filesystem)),
+        bodies: Arc::new(tokio::sync::Semaphore::new(server::BODY_MEMORY_KIB)),
     };
     tracing::info!(
         listen = %local,

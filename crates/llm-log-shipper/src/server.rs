@@ -45,7 +45,15 @@ pub struct AppState {
     pub stats: Arc<ServerStats>,
     /// The cached storage check behind `/readyz`.
     pub ready: Arc<Readiness>,
+    /// KiB of bodies being read or ingested at once ([`BODY_MEMORY_KIB`]).
+    pub bodies: Arc<tokio::sync::Semaphore>,
 }
+
+/// Memory for request bodies in progress, in KiB (256 MiB): each request
+/// takes its `Content-Length` (or, when compressed or unknown, the body
+/// limit) from it before its body is read, so many small concurrent POSTs
+/// (LiteLLM's `single` format) pass and a burst of huge ones waits.
+pub const BODY_MEMORY_KIB: usize = 256 * 1024;
 
 /// Upper bounds (seconds) of the acknowledgement latency histogram.
 pub const ACK_BUCKETS: [f64; 12] = [
@@ -280,6 +288,25 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             None,
         );
     }
+    // Memory stays bounded: what a body may take is reserved before it is
+    // read; without room, the sender retries (transient, so 503, which
+    // LiteLLM retries).
+    let may_take = match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if !gzip_encoded(&headers) => n.min(state.max_body_bytes),
+        _ => state.max_body_bytes,
+    };
+    let kib = may_take.div_ceil(1024).clamp(1, BODY_MEMORY_KIB) as u32;
+    let Ok(_body_permit) = state.bodies.clone().try_acquire_many_owned(kib) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many request bodies in progress; retry",
+            Some(Duration::from_secs(1)),
+        );
+    };
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -392,6 +419,13 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             refuse(status, &e.to_string(), retry_after)
         }
     }
+}
+
+/// Whether the body is compressed (its decompressed size is unknown).
+fn gzip_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 /// `GET /metrics`: Prometheus text format.

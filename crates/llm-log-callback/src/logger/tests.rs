@@ -1,0 +1,482 @@
+//! Unit tests of the `Logger` handle: its own rules, with storage unreachable
+//! (or a test double of a token provider), so no server is needed.
+
+use super::*;
+use crate::ingest::IngestError;
+
+/// A logger whose storage is unreachable (port 9, no retries): enough to
+/// exercise the handle's own rules without a server.
+async fn offline(config: Config) -> Logger {
+    let client = Client::builder(
+        adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+        adls_rest::Credential::Anonymous,
+    )
+    .retry(adls_rest::RetryPolicy::none())
+    .build()
+    .expect("client");
+    Logger::start(
+        client,
+        Config {
+            create_filesystem: false,
+            batch_retry_window: Duration::from_millis(10),
+            ..config
+        },
+    )
+    .await
+    .expect("start")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn oversized_and_invalid_records_are_refused_not_accepted() {
+    let logger = offline(Config {
+        max_batch_bytes: 1_000,
+        queue_max_bytes: 10_000,
+        ..Config::default()
+    })
+    .await;
+    let big = serde_json::json!({"id": "big", "messages": "x".repeat(2_000)});
+    match logger.log_value(big) {
+        Err(LogError::RecordTooLarge { bytes, limit }) => {
+            assert!(bytes > 2_000);
+            assert_eq!(limit, 1_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        logger.log_json("[1]"),
+        Err(LogError::InvalidRecord(_))
+    ));
+    assert!(matches!(
+        logger.log_json("{\"prompt_tokens\":-1}"),
+        Err(LogError::InvalidRecord(_))
+    ));
+    logger
+        .log_json("{\"id\":\"ok\"}")
+        .expect("a small record is accepted");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.metrics.rejected, 3);
+    assert_eq!(r.metrics.accepted, 1);
+    // storage is unreachable and spilling is off: dropped, with its reason, never lost from the ledger
+    assert_eq!(r.metrics.dropped.total(), 1, "{:?}", r.metrics);
+    assert!(r.complete);
+    assert!(matches!(logger.log_json("{}"), Err(LogError::ShutDown)));
+}
+
+/// Storage that accepts connections and never answers, with uploads
+/// busy: shutdown must still end at its deadline, with every record
+/// accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_keeps_its_deadline_while_uploads_hang() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            sockets.push(s); // read nothing, answer nothing
+        }
+    });
+    let client = Client::builder(
+        adls_rest::Account::emulator(&format!("http://127.0.0.1:{port}/devstoreaccount1"))
+            .expect("account"),
+        adls_rest::Credential::Anonymous,
+    )
+    .build()
+    .expect("client");
+    for layout in [LayoutMode::PerRecord, LayoutMode::PerBatch] {
+        let logger = Logger::start(
+            client.clone(),
+            Config {
+                create_filesystem: false,
+                layout: layout.clone(),
+                max_batch_records: 10,
+                max_concurrent_uploads: 1,
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("start");
+        for i in 0..200 {
+            logger
+                .log_json(&format!("{{\"id\":\"r{i}\"}}"))
+                .expect("accepted");
+        }
+        let t0 = Instant::now();
+        let r = logger.shutdown(Duration::from_millis(300)).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{layout:?}: shutdown took {:?}",
+            t0.elapsed()
+        );
+        assert!(r.complete, "{layout:?}: {:?}", r.metrics);
+        assert_eq!(r.metrics.accepted, 200);
+        assert_eq!(
+            r.metrics.dropped.shutdown, 200,
+            "{layout:?}: {:?}",
+            r.metrics
+        );
+    }
+    held.abort();
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("llm-log-{name}-{}", uuid::Uuid::new_v4()))
+}
+
+/// The lines of every spill file in `dir`, as written.
+fn spilled_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("spill dir").flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "spill") {
+            let data = std::fs::read(&p).expect("read spill");
+            // magic line, header line, then the payload
+            let payload = data.splitn(3, |&b| b == b'\n').nth(2).expect("payload");
+            let text = std::str::from_utf8(payload).expect("utf-8");
+            out.extend(text.lines().map(str::to_string));
+        }
+    }
+    out
+}
+
+/// The records of every spill file in `dir`, parsed.
+fn spilled_records(dir: &std::path::Path) -> Vec<Value> {
+    spilled_lines(dir)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect()
+}
+
+/// A logger whose storage is unreachable and whose batches spill to `dir`.
+async fn spilling(dir: &std::path::Path, config: Config) -> Logger {
+    offline(Config {
+        spill: Some(crate::config::SpillConfig {
+            dir: dir.to_path_buf(),
+            max_bytes: 1 << 20,
+        }),
+        ..config
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ingest_takes_a_group_whole_skips_retried_ids_and_says_when_busy() {
+    let dir = temp_dir("ingest");
+    let logger = spilling(
+        &dir,
+        Config {
+            queue_max_records: 5,
+            ..Config::default()
+        },
+    )
+    .await;
+    // one bad record refuses the group; nothing of it is kept
+    let bad = logger
+        .ingest(&[r#"{"id":"a"}"#, r#"{"prompt_tokens":"x"}"#])
+        .await
+        .expect_err("invalid");
+    assert!(
+        matches!(bad, IngestError::Invalid { index: 1, .. }),
+        "{bad}"
+    );
+    assert_eq!(logger.metrics().accepted, 0);
+    let first = [r#"{"id":"a"}"#, r#"{"id":"b"}"#, r#"{"status":"no id"}"#];
+    let took = logger.ingest(&first).await.expect("ingest");
+    assert_eq!((took.accepted, took.duplicates), (3, 0));
+    // a sender's retry of the same group: the ids are skipped, an id-less record is not
+    let again = logger.ingest(&first).await.expect("ingest");
+    assert_eq!((again.accepted, again.duplicates), (1, 2));
+    // duplicates inside one group too
+    let inner = logger
+        .ingest(&[r#"{"id":"c"}"#, r#"{"id":"c"}"#])
+        .await
+        .expect("ingest");
+    assert_eq!((inner.accepted, inner.duplicates), (1, 1));
+    // five fit in the queue at most: a group of six never will
+    let six: Vec<String> = (0..6).map(|i| format!(r#"{{"id":"big{i}"}}"#)).collect();
+    let six: Vec<&str> = six.iter().map(String::as_str).collect();
+    assert!(matches!(
+        logger.ingest(&six).await,
+        Err(IngestError::GroupTooLarge { records: 6, .. })
+    ));
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.metrics.accepted, 5);
+    assert_eq!(r.metrics.duplicates, 3);
+    assert_eq!(spilled_records(&dir).len(), 5);
+    assert!(matches!(
+        logger.ingest(&first).await,
+        Err(IngestError::ShutDown)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journaled_records_survive_a_crash_and_come_back_once() {
+    fn assert_send<T: Send>(_: &T) {}
+    let dir = temp_dir("journal");
+    let jdir = dir.join("journal");
+    // a process that acknowledged two records and died before batching them
+    {
+        let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+        j.append(&[b"{\"id\":\"x1\"}\n", b"{\"id\":\"x2\"}\n"])
+            .await
+            .expect("append");
+    }
+    let config = Config {
+        journal: Some(crate::config::JournalConfig {
+            dir: jdir.clone(),
+            max_bytes: 1 << 20,
+        }),
+        ..Config::default()
+    };
+    let logger = offline(config.clone()).await;
+    let m = logger.metrics();
+    assert_eq!((m.journal_recovered, m.accepted), (2, 2), "{m:?}");
+    // a sender retrying what was acknowledged before the crash: skipped
+    let retry = logger.ingest(&[r#"{"id":"x1"}"#, r#"{"id":"x3"}"#]);
+    assert_send(&retry);
+    let took = retry.await.expect("ingest");
+    assert_eq!((took.accepted, took.duplicates), (1, 1));
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    // storage is unreachable: all three wait in the spill directory inside the journal's
+    assert_eq!(r.metrics.spilled, 3, "{:?}", r.metrics);
+    assert_eq!(r.metrics.journal_pending, 0, "{:?}", r.metrics);
+    assert_eq!(spilled_records(&jdir.join("spill")).len(), 3);
+    // the next start queues nothing again (they are secured in spill files),
+    // but still knows the ids
+    let logger = offline(config).await;
+    assert_eq!(logger.metrics().journal_recovered, 0);
+    let again = logger
+        .ingest(&[r#"{"id":"x2"}"#, r#"{"id":"x3"}"#])
+        .await
+        .expect("ingest");
+    assert_eq!((again.accepted, again.duplicates), (0, 2));
+    logger.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn json_text_is_stored_as_it_came_unless_redaction_changes_it() {
+    let dir = temp_dir("raw");
+    let logger = spilling(&dir, Config::default()).await;
+    let exact =
+        r#"{"id":"r1","response_cost":1.50,"x":1e2,"z":{"b":1,"a":[0.00022500000000000002]}}"#;
+    let pretty = "{\n  \"id\": \"r2\",\r\n  \"m\": \"a b\"\n}\n";
+    let no_id = r#"  {"status":"success","n":1}  "#;
+    let image = r#"{"id":"r4","messages":[{"url":"data:image/png;base64,AAAA"}]}"#;
+    for text in [exact, pretty, no_id, image, "{}"] {
+        logger.log_json(text).expect("accepted");
+    }
+    assert!(logger.log_json(r#"{"prompt_tokens":-1}"#).is_err());
+    assert!(logger.log_json("[]").is_err());
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((r.metrics.accepted, r.metrics.rejected), (5, 2));
+    let lines = spilled_lines(&dir);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    // bytes as received: key order, number spellings and all
+    assert!(lines.contains(&exact.to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"{   \"id\": \"r2\",    \"m\": \"a b\" }".to_string()),
+        "{lines:?}"
+    );
+    let generated: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with(r#"{"id":""#) && l.ends_with(r#"","status":"success","n":1}"#))
+        .collect();
+    assert_eq!(generated.len(), 1, "{lines:?}");
+    let empty: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|v| v.as_object().is_some_and(|o| o.len() == 1))
+        .collect();
+    assert_eq!(
+        empty.len(),
+        1,
+        "`{{}}` gets an id and nothing else: {lines:?}"
+    );
+    assert!(empty[0]["id"].as_str().is_some_and(|id| id.len() == 36));
+    // redaction still applies where it changes something
+    let redacted: Value =
+        serde_json::from_str(lines.iter().find(|l| l.contains("\"r4\"")).expect("r4"))
+            .expect("JSON");
+    assert_eq!(
+        redacted["messages"][0]["url"],
+        "data:image/png;base64,[stripped 4 bytes]"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn starts_while_storage_is_down_and_keeps_what_it_takes() {
+    let dir = temp_dir("down");
+    let client = Client::builder(
+        adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+        adls_rest::Credential::Anonymous,
+    )
+    .retry(adls_rest::RetryPolicy::none())
+    .build()
+    .expect("client");
+    let logger = Logger::start(
+        client,
+        Config {
+            create_filesystem: true,
+            batch_retry_window: Duration::from_millis(10),
+            spill: Some(crate::config::SpillConfig {
+                dir: dir.clone(),
+                max_bytes: 1 << 20,
+            }),
+            ..Config::default()
+        },
+    )
+    .await
+    .expect("a gateway must not fail to start because storage is down");
+    logger.log_json(r#"{"id":"kept"}"#).expect("accepted");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.metrics.spilled, 1, "{:?}", r.metrics);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failure_records_get_status_and_error() {
+    let dir = temp_dir("failure");
+    let logger = offline(Config {
+        spill: Some(crate::config::SpillConfig {
+            dir: dir.clone(),
+            max_bytes: 1 << 20,
+        }),
+        ..Config::default()
+    })
+    .await;
+    let record = LogRecord {
+        id: Field::Value("r-1".into()),
+        ..LogRecord::default()
+    };
+    logger
+        .log_failure(record, "litellm.RateLimitError: slow down")
+        .expect("accepted");
+    let ok = LogRecord {
+        id: Field::Value("r-2".into()),
+        error_str: Field::Value("kept as given".into()),
+        ..LogRecord::default()
+    };
+    logger.log_success(ok).expect("accepted");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.metrics.accepted, 2);
+    assert_eq!(r.metrics.spilled, 2, "{:?}", r.metrics);
+    let mut records = spilled_records(&dir);
+    records.sort_by_key(|r| r["id"].as_str().map(str::to_string));
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["id"], "r-1");
+    assert_eq!(records[0]["status"], "failure");
+    assert_eq!(records[0]["error_str"], "litellm.RateLimitError: slow down");
+    assert_eq!(records[1]["status"], "success");
+    assert_eq!(records[1]["error_str"], "kept as given");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A token provider that panics once armed (after `Logger::start`): a
+/// bug in a credential (or anything else in an upload) must not take its
+/// batch out of the ledger.
+struct PanickingToken(std::sync::atomic::AtomicBool);
+
+impl adls_rest::TokenCredential for PanickingToken {
+    fn get_token<'a>(
+        &'a self,
+        _scope: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<adls_rest::AccessToken, adls_rest::Error>> {
+        let armed = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if armed {
+                panic!("token provider bug");
+            }
+            Err(adls_rest::Error::new(
+                adls_rest::ErrorKind::Credential,
+                "not armed yet",
+            ))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_an_upload_keeps_the_batch_in_the_ledger() {
+    let token = std::sync::Arc::new(PanickingToken(Default::default()));
+    let client = Client::builder(
+        adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+        adls_rest::Credential::bearer(token.clone()),
+    )
+    .retry(adls_rest::RetryPolicy::none())
+    .build()
+    .expect("client");
+    for spill in [None, Some(temp_dir("panic"))] {
+        token.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        let logger = Logger::start(
+            client.clone(),
+            Config {
+                create_filesystem: false,
+                max_batch_records: 5,
+                spill: spill.clone().map(|dir| crate::config::SpillConfig {
+                    dir,
+                    max_bytes: 1 << 20,
+                }),
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("start");
+        token.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        for i in 0..12 {
+            logger
+                .log_json(&format!("{{\"id\":\"p{i}\"}}"))
+                .expect("accepted");
+        }
+        let r = logger.shutdown(Duration::from_secs(5)).await;
+        let m = &r.metrics;
+        assert!(r.complete, "{m:?}");
+        assert_eq!(m.written, 0);
+        match &spill {
+            Some(dir) => {
+                assert_eq!(m.spilled, 12, "{m:?}");
+                assert_eq!(spilled_records(dir).len(), 12);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            // nothing was sent, but a panic says nothing about how far it got
+            None => assert_eq!(m.unknown, 12, "{m:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_stops_the_tasks() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let dir = temp_dir("drop");
+    let logger = offline(Config {
+        spill: Some(crate::config::SpillConfig {
+            dir: dir.clone(),
+            max_bytes: 1 << 20,
+        }),
+        ..Config::default()
+    })
+    .await;
+    let clone = logger.clone();
+    logger.log_json("{\"id\":\"d1\"}").expect("accepted");
+    assert!(
+        metrics.num_alive_tasks() >= before + 2,
+        "batcher and replayer run"
+    );
+    drop(logger);
+    drop(clone);
+    let t0 = Instant::now();
+    while metrics.num_alive_tasks() > before && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "the logger's tasks outlived its last handle"
+    );
+    // what was queued was still written or spilled on the way out
+    assert_eq!(spilled_records(&dir).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
