@@ -50,7 +50,7 @@ pub use error::LogError;
 pub use ingest::{IngestError, Ingested};
 pub use layout::LayoutMode;
 pub use logger::{Logger, Report};
-pub use metrics::{DropReason, Dropped, Metrics};
+pub use metrics::{DropReason, Dropped, LatencyHistogram, Metrics};
 pub use record::{Field, LogRecord};
 pub use redact::{ContentPolicy, Redaction};
 

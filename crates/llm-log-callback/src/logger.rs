@@ -618,6 +618,7 @@ impl Logger {
             oldest_queued_ms: oldest.map(|t| t.elapsed().as_millis() as u64),
             in_flight: Counters::get(&c.in_flight),
             upload_latency: c.latency(),
+            upload_latency_histogram: c.latency_histogram(),
         }
     }
 

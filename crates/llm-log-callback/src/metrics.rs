@@ -148,6 +148,8 @@ pub struct Metrics {
     pub in_flight: u64,
     /// Upload latency per batch.
     pub upload_latency: Latency,
+    /// The same as a histogram (for Prometheus).
+    pub upload_latency_histogram: LatencyHistogram,
 }
 
 impl Metrics {
@@ -221,6 +223,13 @@ impl Counters {
         }
     }
 
+    pub fn latency_histogram(&self) -> LatencyHistogram {
+        self.latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .histogram()
+    }
+
     pub fn latency(&self) -> Latency {
         self.latencies
             .lock()
@@ -229,13 +238,33 @@ impl Counters {
     }
 }
 
+/// Upper bounds (seconds) of [`LatencyHistogram`]'s buckets.
+pub const LATENCY_BOUNDS_S: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Upload latency per batch as a histogram (what Prometheus wants):
+/// cumulative counts at [`LATENCY_BOUNDS_S`], plus the total count and sum.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LatencyHistogram {
+    /// `(upper bound in seconds, batches that took at most that long)`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Batches measured.
+    pub count: u64,
+    /// Their latencies added up, in seconds.
+    pub sum_s: f64,
+}
+
 /// Log-spaced buckets (about 9 % wide) from 0.1 ms to ~30 min: enough
-/// resolution for percentiles, constant memory.
+/// resolution for percentiles, constant memory; plus exact counts at the
+/// fixed bounds of [`LatencyHistogram`].
 #[derive(Debug)]
 struct Histogram {
     buckets: Vec<u64>,
     count: u64,
     max: Duration,
+    fixed: [u64; LATENCY_BOUNDS_S.len()],
+    sum_s: f64,
 }
 
 const BUCKETS: usize = 200;
@@ -248,6 +277,8 @@ impl Default for Histogram {
             buckets: vec![0; BUCKETS],
             count: 0,
             max: Duration::ZERO,
+            fixed: [0; LATENCY_BOUNDS_S.len()],
+            sum_s: 0.0,
         }
     }
 }
@@ -263,6 +294,28 @@ impl Histogram {
         self.buckets[i.min(BUCKETS - 1)] += 1;
         self.count += 1;
         self.max = self.max.max(d);
+        let s = d.as_secs_f64();
+        self.sum_s += s;
+        if let Some(j) = LATENCY_BOUNDS_S.iter().position(|&b| s <= b) {
+            self.fixed[j] += 1;
+        }
+    }
+
+    fn histogram(&self) -> LatencyHistogram {
+        let mut total = 0;
+        let buckets = LATENCY_BOUNDS_S
+            .iter()
+            .zip(self.fixed)
+            .map(|(&b, n)| {
+                total += n;
+                (b, total)
+            })
+            .collect();
+        LatencyHistogram {
+            buckets,
+            count: self.count,
+            sum_s: self.sum_s,
+        }
     }
 
     fn quantile(&self, q: f64) -> f64 {
@@ -308,5 +361,14 @@ mod tests {
         assert_eq!(s.max_ms, 1000.0);
         assert_eq!(s.count, 1000);
         assert_eq!(Histogram::default().summary().p99_ms, 0.0);
+        let hist = h.histogram();
+        assert_eq!(hist.count, 1000);
+        assert!((hist.sum_s - 500.5).abs() < 1e-6, "{hist:?}");
+        // cumulative, exact at the bounds: 10 ms → 10 batches, 100 ms → 100, 1 s → all
+        let at = |le: f64| hist.buckets.iter().find(|(b, _)| *b == le).map(|(_, n)| *n);
+        assert_eq!(
+            (at(0.01), at(0.1), at(1.0), at(120.0)),
+            (Some(10), Some(100), Some(1000), Some(1000))
+        );
     }
 }

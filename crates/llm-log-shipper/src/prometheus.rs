@@ -192,22 +192,21 @@ pub fn render(m: &Metrics, s: &ServerSnapshot, ready: Option<bool>) -> String {
         );
     }
 
-    // The library keeps percentiles, not buckets: a summary.
-    let l = &m.upload_latency;
-    out.push_str("# HELP llm_log_upload_latency_seconds Upload latency per batch, from dispatch to verified.\n# TYPE llm_log_upload_latency_seconds summary\n");
-    for (q, ms) in [
-        ("0.5", l.p50_ms),
-        ("0.9", l.p90_ms),
-        ("0.99", l.p99_ms),
-        ("1", l.max_ms),
-    ] {
+    let h = &m.upload_latency_histogram;
+    out.push_str("# HELP llm_log_upload_latency_seconds Upload latency per batch, from dispatch to verified.\n# TYPE llm_log_upload_latency_seconds histogram\n");
+    for (le, n) in &h.buckets {
         let _ = writeln!(
             out,
-            "llm_log_upload_latency_seconds{{quantile=\"{q}\"}} {}",
-            ms / 1000.0
+            "llm_log_upload_latency_seconds_bucket{{le=\"{le}\"}} {n}"
         );
     }
-    let _ = writeln!(out, "llm_log_upload_latency_seconds_count {}", l.count);
+    let _ = writeln!(
+        out,
+        "llm_log_upload_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+        h.count
+    );
+    let _ = writeln!(out, "llm_log_upload_latency_seconds_sum {}", h.sum_s);
+    let _ = writeln!(out, "llm_log_upload_latency_seconds_count {}", h.count);
 
     out.push_str("# HELP llm_log_shipper_http_requests_total HTTP requests answered, by route and status.\n# TYPE llm_log_shipper_http_requests_total counter\n");
     for ((route, status), n) in &s.requests {
@@ -278,7 +277,8 @@ mod tests {
             "llm_log_records_dropped_total{reason=\"queue_full\"} 0",
             "llm_log_shipper_http_requests_total{route=\"ingest\",status=\"401\"} 4",
             "llm_log_shipper_bodies_total{format=\"ndjson\"} 5",
-            "llm_log_upload_latency_seconds{quantile=\"0.99\"} 0",
+            "llm_log_upload_latency_seconds_bucket{le=\"+Inf\"} 0",
+            "llm_log_upload_latency_seconds_count 0",
             "llm_log_shipper_ack_seconds_bucket{le=\"0.001\"} 2",
             "llm_log_shipper_ack_seconds_bucket{le=\"10\"} 2",
             "llm_log_shipper_ack_seconds_bucket{le=\"+Inf\"} 3",
