@@ -167,6 +167,10 @@ async fn classify(fs: &FileSystem, e: adls_rest::Error) -> AttemptError {
         // bytes damaged on the way: exactly what the checksum is for; send again
         return AttemptError::Retry(e);
     }
+    if e.error_code() == Some("FeatureNotSupported") {
+        // e.g. Azurite 3.35 and `x-ms-content-crc64`: no retry changes that
+        return AttemptError::Permanent(e.to_string());
+    }
     match (e.kind(), e.status().map(|s| s.as_u16())) {
         // Not this batch's fault but the credential's (a role still
         // propagating, a rotated SAS, clock skew): every batch would fail
