@@ -138,26 +138,6 @@ impl OwnAzurite {
         wait_ready(child, self.port, &self.dir);
     }
 
-    /// Freezes it (SIGSTOP): connections are accepted by the kernel and
-    /// requests wait, unanswered, until [`OwnAzurite::thaw`].
-    pub fn freeze(&mut self) {
-        self.signal("-STOP");
-    }
-
-    /// Lets a frozen instance run again (SIGCONT); it then answers what waited.
-    pub fn thaw(&mut self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.pid().expect("running");
-        let status = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}: {status}");
-    }
-
     /// Stops it (SIGTERM) and starts it again on the same port with the same data.
     pub fn restart(&mut self) {
         self.stop();
