@@ -61,14 +61,14 @@ struct ReadmeDoctests;
 
 #[cfg(test)]
 mod readme {
-    /// The README shows `examples/quickstart.rs` as it is, below its header.
+    /// The README shows `examples/logger_quickstart.rs` as it is, below its header.
     #[test]
     fn readme_shows_the_quickstart_example() {
-        let example = include_str!("../examples/quickstart.rs");
+        let example = include_str!("../examples/logger_quickstart.rs");
         let code = example.split_once("\n\n").map_or(example, |(_, code)| code);
         assert!(
             include_str!("../README.md").contains(code),
-            "README.md must show examples/quickstart.rs (below its header) as it is"
+            "README.md must show examples/logger_quickstart.rs (below its header) as it is"
         );
     }
 }
