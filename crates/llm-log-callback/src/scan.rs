@@ -97,7 +97,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
             rewrite: false,
         };
         let mut changes = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             let Some(i) = TYPED.iter().position(|(name, _)| *name == key) else {
                 map.next_value_seed(Walk {
                     redaction: self.redaction,
@@ -134,6 +134,34 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
         }
         scan.rewrite = changes;
         Ok(scan)
+    }
+}
+
+/// An object key, borrowed from the text where it has no escapes (serde's
+/// own `Cow<str>` always allocates).
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_string()))
     }
 }
 
