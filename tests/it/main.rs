@@ -12,7 +12,8 @@
 //! - `ledger`: the ledger's corners (shared names, duplicate ids, poisoned spill files,
 //!   abandoned commits, SIGKILL).
 //! - `shipper`: the `llm-log-shipper` binary: LiteLLM's three formats and gzip, refusals,
-//!   metrics, health, SIGTERM, every record read back once.
+//!   metrics, health, SIGTERM, every record read back once; SIGKILL under load; real
+//!   LiteLLM logging through its `generic_api` callback.
 //! - `identity`, `secrets`: Entra ID credentials; no secret in any output.
 
 mod azurite_blob;
