@@ -219,6 +219,7 @@ pub(crate) async fn write_once(
     let end = target.position + payload.len() as u64;
     let md5 = target.expected_md5(payload);
     let metadata = target.metadata();
+    let chunk = settings.append_chunk.max(1);
     // A new, whole file on the Blob dialect: Put Block(s) then one Put Block
     // List that creates it (create-new), then the verification's properties
     // call: three requests per batch, not six.
@@ -234,7 +235,6 @@ pub(crate) async fn write_once(
             content_md5: md5.clone(),
             checksums: settings.checksums,
         };
-        let chunk = settings.append_chunk.max(1);
         append_all(
             fs,
             &file,
@@ -294,7 +294,6 @@ pub(crate) async fn write_once(
             Err(e) => return settle(fs, &file, target, payload, md5.as_deref(), e).await,
         }
     }
-    let chunk = settings.append_chunk.max(1);
     append_all(
         fs,
         &file,

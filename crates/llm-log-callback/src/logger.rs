@@ -415,19 +415,7 @@ impl Logger {
                 Cow::Owned(id)
             }
         };
-        line.push(b'\n');
-        if line.len() > self.shared.max_record_bytes {
-            return Err(LogError::RecordTooLarge {
-                bytes: line.len(),
-                limit: self.shared.max_record_bytes,
-            });
-        }
-        Ok(Entry {
-            line,
-            id: self.shared.keep_ids.then(|| id.into_owned()),
-            accepted_at: Instant::now(),
-            journal: None,
-        })
+        self.entry(line, self.shared.keep_ids.then(|| id.into_owned()))
     }
 
     /// Queues a successful call's record (sets `status` to `success` if unset).
@@ -477,19 +465,9 @@ impl Logger {
         e
     }
 
-    /// The queue entry of a record: redacted, serialized. Refusals are
-    /// counted by the caller.
-    fn prepare(&self, mut record: LogRecord) -> Result<Entry, LogError> {
-        if self.shared.queue.is_closed() {
-            return Err(LogError::ShutDown);
-        }
-        self.shared.redaction.apply(&mut record);
-        let id = record.ensure_id();
-        let id = self.shared.keep_ids.then(|| id.to_string());
-        // one allocation for a typical record; grows for large ones
-        let mut line = Vec::with_capacity(2048);
-        serde_json::to_writer(&mut line, &record)
-            .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+    /// A queue entry of one serialized record: the line gets its newline,
+    /// and a record larger than a batch may be is refused.
+    fn entry(&self, mut line: Vec<u8>, id: Option<String>) -> Result<Entry, LogError> {
         line.push(b'\n');
         if line.len() > self.shared.max_record_bytes {
             return Err(LogError::RecordTooLarge {
@@ -503,6 +481,22 @@ impl Logger {
             accepted_at: Instant::now(),
             journal: None,
         })
+    }
+
+    /// The queue entry of a record: redacted, serialized. Refusals are
+    /// counted by the caller.
+    fn prepare(&self, mut record: LogRecord) -> Result<Entry, LogError> {
+        if self.shared.queue.is_closed() {
+            return Err(LogError::ShutDown);
+        }
+        self.shared.redaction.apply(&mut record);
+        let id = record.ensure_id();
+        let id = self.shared.keep_ids.then(|| id.to_string());
+        // one allocation for a typical record; grows for large ones
+        let mut line = Vec::with_capacity(2048);
+        serde_json::to_writer(&mut line, &record)
+            .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+        self.entry(line, id)
     }
 
     fn push(&self, entry: Entry) -> Result<(), LogError> {
