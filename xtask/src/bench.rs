@@ -1,11 +1,11 @@
 //! `cargo xtask bench [--quick] [--soak] [--only SECTIONS]`: the benchmarks of
 //! docs/PERFORMANCE.md.
 //!
-//! 1. Builds the `bench/` workspace in release mode (its own workspace, so
+//! 1. Builds the `xtask/bench/` workspace in release mode (its own workspace, so
 //!    the peer clients `object_store` and `opendal` never enter the main
 //!    build; it builds into `target/bench-build/`).
 //! 2. Makes a venv in `target/bench-venv` with the pinned
-//!    `bench/py/requirements.txt` (Microsoft's Python SDK, the Python peer),
+//!    `xtask/bench/py/requirements.txt` (Microsoft's Python SDK, the Python peer),
 //!    once; without Python the peer is left out and the report says so.
 //! 3. Starts Azurite in memory on a free port.
 //! 4. Runs `bench`'s `runner`, which runs each benchmark as separate
@@ -71,11 +71,11 @@ pub fn run(args: &[String]) -> Result {
         }
     }
     let root = workspace_root();
-    let bench_dir = root.join("bench");
+    let bench_dir = root.join("xtask/bench");
 
     let t = Instant::now();
     // The bench workspace's `.cargo/config.toml` (target-dir) is found from
-    // the working directory, so cargo runs in `bench/`.
+    // the working directory, so cargo runs in `xtask/bench/`.
     run_checked(
         cargo()
             .current_dir(&bench_dir)
@@ -162,7 +162,7 @@ fn run_runner(
     azurite: Option<&Azurite>,
     python: Option<&Path>,
 ) -> Result<std::process::ExitStatus> {
-    let bench_dir = root.join("bench");
+    let bench_dir = root.join("xtask/bench");
     let out = root.join("target/bench");
     let mut cmd = Command::new(bin_dir.join("runner"));
     cmd.args(runner_args)
