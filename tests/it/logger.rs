@@ -11,7 +11,7 @@ use adls_tests::{
     assert_exactly_once, emulator_client, read_all_records, required_env, sample_record,
     unique_name, ENV_AZURITE_HTTP,
 };
-use llm_log_callback::{Config, LayoutMode, LogError, Logger, OverflowPolicy, SpillConfig};
+use llm_log_callback::{Config, Format, LayoutMode, LogError, Logger, OverflowPolicy, SpillConfig};
 
 fn azurite_client() -> Client {
     emulator_client(&required_env(ENV_AZURITE_HTTP), Dialect::Blob)
@@ -403,32 +403,31 @@ async fn many_loggers_share_one_client_and_its_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rolling_per_record_and_gzip_layouts() {
+async fn rolling_per_record_and_compressed_layouts() {
     let client = azurite_client();
-    for (name, layout, gzip) in [
+    let hour = LayoutMode::Rolling {
+        window: Duration::from_secs(3600),
+    };
+    for (name, layout, format) in [
         (
             "rolling",
             LayoutMode::Rolling {
                 window: Duration::from_secs(2),
             },
-            false,
+            Format::Ndjson,
         ),
-        ("perrecord", LayoutMode::PerRecord, false),
-        ("gzip", LayoutMode::PerBatch, true),
-        (
-            "rollgz",
-            LayoutMode::Rolling {
-                window: Duration::from_secs(3600),
-            },
-            true,
-        ),
+        ("perrecord", LayoutMode::PerRecord, Format::Ndjson),
+        ("gzip", LayoutMode::PerBatch, Format::NdjsonGzip),
+        ("rollgz", hour.clone(), Format::NdjsonGzip),
+        ("zstd", LayoutMode::PerBatch, Format::NdjsonZstd),
+        ("rollzst", hour.clone(), Format::NdjsonZstd),
     ] {
         let fs_name = unique_name(name);
         let logger = Logger::start(
             client.clone(),
             Config {
                 layout: layout.clone(),
-                gzip,
+                format,
                 max_batch_records: 50,
                 ..config(&fs_name)
             },
@@ -478,8 +477,38 @@ async fn rolling_per_record_and_gzip_layouts() {
                 "{name}: windows rotate: {}",
                 files.len()
             ),
-            "rollgz" => assert_eq!(files.len(), 1, "one window, one file, many appends"),
-            _ => assert!(files.iter().all(|f| f.name.ends_with(".ndjson.gz"))),
+            "rollgz" | "rollzst" => {
+                assert_eq!(files.len(), 1, "one window, one file, many appends")
+            }
+            _ => assert!(files.len() >= 6, "{name}: {} files", files.len()),
+        }
+        // every file: the format's extension and content headers
+        for f in &files {
+            if name != "perrecord" {
+                assert!(
+                    f.name.ends_with(&format!(".{}", format.extension())),
+                    "{name}: {}",
+                    f.name
+                );
+            }
+            let props = fs
+                .file(&f.name)
+                .expect("path")
+                .properties()
+                .await
+                .expect("props");
+            assert_eq!(
+                props.content_type.as_deref(),
+                Some("application/x-ndjson"),
+                "{name}: {}",
+                f.name
+            );
+            assert_eq!(
+                props.content_encoding.as_deref(),
+                format.content_encoding(),
+                "{name}: {}",
+                f.name
+            );
         }
         fs.delete().await.expect("cleanup");
     }

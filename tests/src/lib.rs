@@ -99,8 +99,9 @@ pub fn emulator_client(endpoint: &str, dialect: adls_rest::Dialect) -> adls_rest
         .expect("client")
 }
 
-/// Every NDJSON line of every file in `fs` (gzip-decoded where the name ends
-/// in `.gz`), parsed, in no particular order.
+/// Every NDJSON line of every file in `fs` (decoded where the name ends in
+/// `.gz` or `.zst`), parsed, in no particular order. Parquet files are read
+/// by the reader tests (`readers.rs`), with readers nobody here wrote.
 pub async fn read_all_records(fs: &adls_rest::FileSystem) -> Vec<serde_json::Value> {
     use std::io::Read as _;
     let items = fs
@@ -118,12 +119,19 @@ pub async fn read_all_records(fs: &adls_rest::FileSystem) -> Vec<serde_json::Val
             .read()
             .await
             .expect("read file");
+        assert!(
+            !item.name.ends_with(".parquet"),
+            "{}: read Parquet with a real reader",
+            item.name
+        );
         let text = if item.name.ends_with(".gz") {
             let mut s = String::new();
             flate2::read::MultiGzDecoder::new(&body[..])
                 .read_to_string(&mut s)
                 .expect("gzip");
             s
+        } else if item.name.ends_with(".zst") {
+            String::from_utf8(zstd::stream::decode_all(&body[..]).expect("zstd")).expect("utf-8")
         } else {
             String::from_utf8(body.to_vec()).expect("utf-8")
         };

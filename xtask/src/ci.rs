@@ -8,7 +8,8 @@ use crate::Result;
 /// The crates meant for crates.io: packaged (and the packages built) on every run.
 const PUBLISHED: [&str; 2] = ["adls-rest", "llm-log-callback"];
 
-/// fmt, clippy, unit and doc tests of the default members, rustdoc without
+/// fmt, clippy, unit and doc tests of the default members (and
+/// `llm-log-callback` alone, without its optional features), rustdoc without
 /// warnings, the published crates packaged, then the integration suite.
 pub fn run(_args: &[String]) -> Result {
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -21,6 +22,10 @@ pub fn run(_args: &[String]) -> Result {
         "warnings",
     ]))?;
     run_checked(cargo().args(["test"]))?;
+    // The workspace turns on llm-log-callback's `parquet` feature (the
+    // shipper uses it); the library alone, as most gateways build it, is
+    // checked without it too.
+    run_checked(cargo().args(["test", "-p", "llm-log-callback", "--lib"]))?;
     docs()?;
     package()?;
     crate::integration::run(&[])

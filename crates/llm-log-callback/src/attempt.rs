@@ -15,6 +15,8 @@ use adls_rest::{
 };
 use bytes::Bytes;
 
+use crate::format::Format;
+
 /// Metadata name under which every file this crate creates records its
 /// writer (the [`Target::writer`] that created it).
 pub const WRITER_METADATA: &str = "llm_log_writer";
@@ -52,6 +54,11 @@ pub struct Target {
     /// payload when `position` is 0, else only the payload's bytes are compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_md5: Option<String>,
+    /// The payload's format, which sets the file's `Content-Type` and
+    /// `Content-Encoding`. Spill files of earlier versions have none: the
+    /// path's extension tells (NDJSON when it names no format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
 }
 
 fn random_writer() -> String {
@@ -60,7 +67,7 @@ fn random_writer() -> String {
 
 impl Target {
     /// A fresh file for the whole payload, written by a new writer.
-    pub fn new_file(path: String) -> Self {
+    pub fn new_file(path: String, format: Format) -> Self {
         Target {
             path,
             position: 0,
@@ -68,7 +75,23 @@ impl Target {
             close: true,
             writer: random_writer(),
             content_md5: None,
+            format: Some(format),
         }
+    }
+
+    /// The payload's format (see [`Target::format`](field@Target::format)).
+    pub fn format(&self) -> Format {
+        self.format
+            .or_else(|| Format::from_path(&self.path))
+            .unwrap_or_default()
+    }
+
+    fn content_type(&self) -> Option<String> {
+        Some(self.format().content_type().to_string())
+    }
+
+    fn content_encoding(&self) -> Option<String> {
+        self.format().content_encoding().map(str::to_string)
     }
 
     /// The same file name with `-conflict{n}` before the extension: where a
@@ -92,7 +115,7 @@ impl Target {
         };
         Target {
             writer,
-            ..Target::new_file(format!("{dir}{stem}-conflict{n}{ext}"))
+            ..Target::new_file(format!("{dir}{stem}-conflict{n}{ext}"), self.format())
         }
     }
 
@@ -132,7 +155,6 @@ pub(crate) enum AttemptError {
 #[derive(Debug, Clone)]
 pub(crate) struct UploadSettings {
     pub append_chunk: usize,
-    pub content_type: String,
     /// Transactional checksums on every append and staged block.
     pub checksums: Checksums,
     /// Skip the comparison after a successful commit (benchmarks only).
@@ -230,7 +252,8 @@ pub(crate) async fn write_once(
     {
         let options = CreateOptions {
             mode: CreateMode::CreateNew,
-            content_type: Some(settings.content_type.clone()),
+            content_type: target.content_type(),
+            content_encoding: target.content_encoding(),
             metadata,
             content_md5: md5.clone(),
             checksums: settings.checksums,
@@ -266,7 +289,8 @@ pub(crate) async fn write_once(
                 Create::New => CreateMode::CreateNew,
                 Create::Overwrite => CreateMode::Overwrite,
             },
-            content_type: Some(settings.content_type.clone()),
+            content_type: target.content_type(),
+            content_encoding: target.content_encoding(),
             metadata,
             ..Default::default()
         };
@@ -306,7 +330,8 @@ pub(crate) async fn write_once(
     .await?;
     let flush = FlushOptions {
         close: target.close,
-        content_type: Some(settings.content_type.clone()),
+        content_type: target.content_type(),
+        content_encoding: target.content_encoding(),
         content_md5: md5.clone(),
     };
     *progress = Progress::Committing;
@@ -493,12 +518,15 @@ mod tests {
 
     #[test]
     fn conflict_alternatives_keep_the_extension() {
-        let t = Target::new_file("a/b/gw-1-2024-00000001.ndjson.gz".into());
+        let t = Target::new_file(
+            "a/b/gw-1-2024-00000001.ndjson.gz".into(),
+            Format::NdjsonGzip,
+        );
         assert_eq!(
             t.conflict_alternative(2).path,
             "a/b/gw-1-2024-00000001-conflict2.ndjson.gz"
         );
-        let t = Target::new_file("plain".into());
+        let t = Target::new_file("plain".into(), Format::Ndjson);
         assert_eq!(t.conflict_alternative(1).path, "plain-conflict1");
     }
 }

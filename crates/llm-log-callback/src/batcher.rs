@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::format::{EncodeError, Format};
 use crate::journal::JournalRef;
 use crate::layout::{window_start, Layout, LayoutMode};
 use crate::logger::Shared;
@@ -62,6 +63,7 @@ impl Batcher {
                     window,
                     current: None,
                     seq: self.seq.clone(),
+                    format: self.config.format,
                 };
                 uploads.spawn(writer.run(rx));
                 Some(tx)
@@ -180,7 +182,7 @@ impl Batcher {
             LayoutMode::PerRecord => entries[0].id.as_deref(),
             _ => None,
         };
-        Target::new_file(self.layout.path(now, seq, id))
+        Target::new_file(self.layout.path(now, seq, id), self.config.format)
     }
 
     async fn dispatch(
@@ -195,9 +197,8 @@ impl Batcher {
         let (raw, journal) = concat(entries);
         let raw_bytes = raw.len() as u64;
         Counters::add(&self.shared.counters.in_flight, records);
-        let gzip = self.config.gzip;
         if let Some(tx) = rolling {
-            let payload = compress(raw, gzip).await;
+            let (target, payload) = encode(target, raw).await;
             let batch = Batch {
                 target,
                 payload,
@@ -224,7 +225,7 @@ impl Batcher {
         let uploader = self.uploader.clone();
         let counters = self.shared.counters.clone();
         uploads.spawn(async move {
-            let payload = compress(raw, gzip).await;
+            let (target, payload) = encode(target, raw).await;
             uploader
                 .deliver(Batch {
                     target,
@@ -258,7 +259,7 @@ impl Batcher {
             let target = self.next_target(&group);
             let (raw, journal) = concat(group);
             let raw_bytes = raw.len() as u64;
-            let payload = compress(raw, self.config.gzip).await;
+            let (target, payload) = encode(target, raw).await;
             let batch = Batch {
                 target,
                 payload,
@@ -285,28 +286,31 @@ fn concat(entries: Vec<Entry>) -> (Vec<u8>, Vec<JournalRef>) {
     (buf, journal)
 }
 
-/// Gzips on the blocking pool when asked (a few ms per MiB).
-async fn compress(raw: Vec<u8>, gzip: bool) -> Bytes {
-    if !gzip {
-        return Bytes::from(raw);
+/// Encodes a batch in its target's format on the blocking pool (Parquet
+/// takes tens of ms per MiB; gzip a few). A batch that cannot be encoded (a
+/// bug, not a property of the records: each is a JSON object by then) is
+/// written as plain NDJSON under a `.ndjson` name instead, never dropped.
+async fn encode(mut target: Target, raw: Vec<u8>) -> (Target, Bytes) {
+    let format = target.format();
+    if format == Format::Ndjson {
+        return (target, Bytes::from(raw));
     }
-    let fallback = raw.clone();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(raw.len() / 4),
-            flate2::Compression::default(),
-        );
-        enc.write_all(&raw).and_then(|_| enc.finish())
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .map(Bytes::from)
-    .unwrap_or_else(|| {
-        tracing::error!("gzip failed; writing the batch uncompressed");
-        Bytes::from(fallback)
-    })
+    let raw = Bytes::from(raw);
+    let input = raw.clone();
+    let encoded = tokio::task::spawn_blocking(move || format.encode(&input))
+        .await
+        .unwrap_or_else(|e| Err(EncodeError(format!("the encoder panicked: {e}"))));
+    match encoded {
+        Ok(payload) => (target, payload),
+        Err(e) => {
+            tracing::error!(path = %target.path, error = %e, "writing the batch as plain NDJSON instead");
+            if let Some(stem) = target.path.strip_suffix(format.extension()) {
+                target.path = format!("{stem}{}", Format::Ndjson.extension());
+            }
+            target.format = Some(Format::Ndjson);
+            (target, raw)
+        }
+    }
 }
 
 /// The one writer of the rolling layout's current file: appends each batch
@@ -318,6 +322,7 @@ struct RollingWriter {
     window: Duration,
     current: Option<OpenFile>,
     seq: Arc<AtomicU64>,
+    format: Format,
 }
 
 struct OpenFile {
@@ -345,6 +350,17 @@ impl RollingWriter {
     }
 
     async fn write(&mut self, mut batch: Batch) {
+        if batch.target.format() != self.format {
+            // encoded otherwise (the fallback after an encoder failure): it
+            // cannot join this file; it goes to the new file it was cut for
+            let records = batch.records;
+            self.uploader.deliver(batch).await;
+            self.uploader
+                .counters
+                .in_flight
+                .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         let now = OffsetDateTime::now_utc();
         let window = window_start(now, self.window);
         if self.current.as_ref().is_some_and(|f| f.window != window) {
@@ -352,7 +368,7 @@ impl RollingWriter {
         }
         let file = self.current.get_or_insert_with(|| {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-            let fresh = Target::new_file(self.layout.path(now, seq, None));
+            let fresh = Target::new_file(self.layout.path(now, seq, None), self.format);
             OpenFile {
                 path: fresh.path,
                 position: 0,
@@ -370,6 +386,7 @@ impl RollingWriter {
             close: false,
             writer: file.writer.clone(),
             content_md5: Some(b64_md5(md5_after.clone())),
+            format: Some(self.format),
         };
         batch.target = target.clone();
         let len = batch.payload.len() as u64;
@@ -414,7 +431,8 @@ impl RollingWriter {
                 f.position,
                 &adls_rest::FlushOptions {
                     close: true,
-                    content_type: Some(self.uploader.settings.content_type.clone()),
+                    content_type: Some(self.format.content_type().to_string()),
+                    content_encoding: self.format.content_encoding().map(str::to_string),
                     content_md5: Some(b64_md5(f.md5.clone())),
                 },
             )

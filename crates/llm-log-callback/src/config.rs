@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::LogError;
+use crate::format::Format;
 use crate::layout::{LayoutMode, BATCH_TEMPLATE, RECORD_TEMPLATE, ROLLING_TEMPLATE};
 use crate::redact::{ContentPolicy, Redaction};
 
@@ -69,7 +70,7 @@ pub struct JournalConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use llm_log_callback::{Config, ContentPolicy, LayoutMode, OverflowPolicy, Redaction, SpillConfig};
+/// use llm_log_callback::{Config, ContentPolicy, Format, LayoutMode, OverflowPolicy, Redaction, SpillConfig};
 ///
 /// let config = Config {
 ///     filesystem: "gateway-logs".into(),
@@ -77,7 +78,7 @@ pub struct JournalConfig {
 ///     // one file per replica and hour, appended batch after batch
 ///     layout: LayoutMode::Rolling { window: Duration::from_secs(3600) },
 ///     max_batch_age: Duration::from_secs(2),
-///     gzip: true,
+///     format: Format::NdjsonZstd,
 ///     // when storage is down, batches wait on disk instead of being dropped
 ///     spill: Some(SpillConfig { dir: "/var/lib/gateway/llm-log-spill".into(), max_bytes: 1 << 30 }),
 ///     overflow: OverflowPolicy::Spill,
@@ -117,8 +118,9 @@ pub struct Config {
     pub queue_max_bytes: usize,
     /// What to do when the queue is full.
     pub overflow: OverflowPolicy,
-    /// Gzip each batch (`.ndjson.gz`).
-    pub gzip: bool,
+    /// The files' format: NDJSON (plain, gzip or zstd) or Parquet (one file
+    /// per batch; needs the `parquet` feature). See [`Format`].
+    pub format: Format,
     /// Uploads in flight at once.
     pub max_concurrent_uploads: usize,
     /// Transactional checksums on every append and staged block (the service
@@ -165,7 +167,7 @@ impl Default for Config {
             queue_max_records: 100_000,
             queue_max_bytes: 64 << 20,
             overflow: OverflowPolicy::DropNewest,
-            gzip: false,
+            format: Format::Ndjson,
             max_concurrent_uploads: 4,
             append_chunk_bytes: 8 << 20,
             checksums: adls_rest::Checksums {
@@ -240,11 +242,38 @@ impl Config {
                 ));
             }
         }
+        if !self.format.available() {
+            return Err(LogError::config(
+                "format",
+                "this build of llm-log-callback has no Parquet support: enable the crate's `parquet` feature",
+            ));
+        }
+        match self.layout {
+            LayoutMode::Rolling { .. } if !self.format.appendable() => {
+                return Err(LogError::config(
+                    "format",
+                    format!(
+                        "{} files are written whole, one per batch, and cannot be appended to: use the batch layout (LLM_LOG_LAYOUT=batch) with {}, or an NDJSON format with the rolling layout",
+                        self.format, self.format
+                    ),
+                ));
+            }
+            LayoutMode::PerRecord if self.format != Format::Ndjson => {
+                return Err(LogError::config(
+                    "format",
+                    format!(
+                        "the per-record layout writes each record as one JSON file; {} applies to the batch and rolling layouts",
+                        self.format
+                    ),
+                ));
+            }
+            _ => {}
+        }
         crate::layout::Layout::new(
             self.template(),
             &self.prefix,
             &self.instance,
-            self.gzip,
+            self.format,
             &self.layout,
         )
         .map_err(|m| LogError::config("path_template", m))?;
@@ -270,7 +299,8 @@ impl Config {
     /// | `LLM_LOG_BATCH_MAX_AGE_MS` | batch age | 5000 |
     /// | `LLM_LOG_QUEUE_MAX_RECORDS` / `_BYTES` | queue bounds | 100000 / 67108864 |
     /// | `LLM_LOG_OVERFLOW` | `drop`, `block`, `spill` | `drop` |
-    /// | `LLM_LOG_GZIP` | `true`/`false` | false |
+    /// | `LLM_LOG_FORMAT` | `ndjson`, `ndjson.gz`, `ndjson.zst`, `parquet` | `ndjson` |
+    /// | `LLM_LOG_GZIP` | `true`: the older spelling of `LLM_LOG_FORMAT=ndjson.gz` | false |
     /// | `LLM_LOG_MAX_CONCURRENT_UPLOADS` | uploads in flight | 4 |
     /// | `LLM_LOG_RETRY_WINDOW_SECS` | whole-batch retry window | 60 |
     /// | `LLM_LOG_SPILL_DIR` / `LLM_LOG_SPILL_MAX_BYTES` | spill directory and cap | off / 1 GiB |
@@ -381,8 +411,23 @@ impl Config {
             };
             c.checksums = adls_rest::Checksums { md5, crc64 };
         }
+        if let Some(v) = get("LLM_LOG_FORMAT") {
+            c.format = v.parse().map_err(|e: crate::format::UnknownFormat| {
+                LogError::config("LLM_LOG_FORMAT", e.to_string())
+            })?;
+        }
         if let Some(v) = get("LLM_LOG_GZIP") {
-            c.gzip = flag("LLM_LOG_GZIP", &v)?;
+            if flag("LLM_LOG_GZIP", &v)? {
+                match get("LLM_LOG_FORMAT") {
+                    Some(_) if c.format != Format::NdjsonGzip => {
+                        return Err(LogError::config(
+                            "LLM_LOG_GZIP",
+                            format!("`true` asks for ndjson.gz but LLM_LOG_FORMAT asks for {}; set only LLM_LOG_FORMAT", c.format),
+                        ))
+                    }
+                    _ => c.format = Format::NdjsonGzip,
+                }
+            }
         }
         if let Some(v) = get("LLM_LOG_MAX_CONCURRENT_UPLOADS") {
             c.max_concurrent_uploads = num("LLM_LOG_MAX_CONCURRENT_UPLOADS", &v)?;
@@ -454,6 +499,7 @@ fn env_name(field: &str) -> &str {
         "overflow" => "LLM_LOG_OVERFLOW",
         "layout" => "LLM_LOG_ROLLING_WINDOW_SECS",
         "path_template" => "LLM_LOG_PATH_TEMPLATE",
+        "format" => "LLM_LOG_FORMAT",
         other => other,
     }
 }
@@ -499,7 +545,7 @@ mod tests {
                 window: Duration::from_secs(600)
             }
         );
-        assert!(c.gzip);
+        assert_eq!(c.format, Format::NdjsonGzip);
         assert_eq!(c.redaction.content, ContentPolicy::Hash);
         assert_eq!(c.redaction.max_string_bytes, None);
     }
@@ -516,6 +562,7 @@ mod tests {
             ("LLM_LOG_PATH_TEMPLATE", "{prefix}/{bogus}"),
             ("LLM_LOG_QUEUE_MAX_BYTES", "10"),
             ("LLM_LOG_REDACT_CONTENT", "blur"),
+            ("LLM_LOG_FORMAT", "csv"),
         ] {
             let e = from(&[(k, v)]).expect_err(k);
             match &e {
@@ -523,6 +570,70 @@ mod tests {
                 other => panic!("{k}: {other}"),
             }
             assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn formats_from_the_environment_and_the_layouts_they_fit() {
+        let f = |vars: &[(&str, &str)]| from(vars).map(|c| c.format);
+        assert_eq!(f(&[]).expect("default"), Format::Ndjson);
+        assert_eq!(
+            f(&[("LLM_LOG_FORMAT", "ndjson.zst")]).expect("zst"),
+            Format::NdjsonZstd
+        );
+        assert_eq!(
+            f(&[("LLM_LOG_GZIP", "true")]).expect("gzip"),
+            Format::NdjsonGzip
+        );
+        assert_eq!(
+            f(&[("LLM_LOG_GZIP", "false"), ("LLM_LOG_FORMAT", "ndjson.gz")]).expect("gz"),
+            Format::NdjsonGzip
+        );
+        assert_eq!(
+            f(&[("LLM_LOG_GZIP", "true"), ("LLM_LOG_FORMAT", "ndjson.gz")]).expect("same"),
+            Format::NdjsonGzip
+        );
+        let setting = |e: LogError| match e {
+            LogError::Config { setting, message } => (setting, message),
+            other => panic!("{other}"),
+        };
+        let (s, m) = setting(
+            f(&[("LLM_LOG_GZIP", "true"), ("LLM_LOG_FORMAT", "ndjson.zst")]).expect_err("both"),
+        );
+        assert_eq!(s, "LLM_LOG_GZIP");
+        assert!(m.contains("ndjson.zst"), "{m}");
+        let (s, m) = setting(
+            f(&[
+                ("LLM_LOG_FORMAT", "ndjson.gz"),
+                ("LLM_LOG_LAYOUT", "per-record"),
+            ])
+            .expect_err("per record"),
+        );
+        assert_eq!(s, "LLM_LOG_FORMAT");
+        assert!(m.contains("per-record layout"), "{m}");
+        let (s, m) = setting(
+            f(&[("LLM_LOG_FORMAT", "parquet"), ("LLM_LOG_LAYOUT", "rolling")])
+                .expect_err("rolling parquet"),
+        );
+        assert_eq!(s, "LLM_LOG_FORMAT");
+        if cfg!(feature = "parquet") {
+            assert!(m.contains("cannot be appended to"), "{m}");
+            assert_eq!(
+                f(&[("LLM_LOG_FORMAT", "parquet")]).expect("parquet"),
+                Format::Parquet
+            );
+        } else {
+            assert!(m.contains("`parquet` feature"), "{m}");
+            let (s, m) = setting(f(&[("LLM_LOG_FORMAT", "parquet")]).expect_err("no feature"));
+            assert_eq!(s, "LLM_LOG_FORMAT");
+            assert!(m.contains("`parquet` feature"), "{m}");
+        }
+        for rolling_ok in ["ndjson", "ndjson.gz", "ndjson.zst"] {
+            f(&[
+                ("LLM_LOG_FORMAT", rolling_ok),
+                ("LLM_LOG_LAYOUT", "rolling"),
+            ])
+            .expect(rolling_ok);
         }
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! Placeholders: `{prefix}`, `{YYYY}`, `{MM}`, `{DD}`, `{HH}`, `{mm}` (minute),
 //! `{instance}`, `{timestamp}` (`20240131T235959Z`), `{seq}` (8 digits),
-//! `{ext}` (`ndjson` or `ndjson.gz`), `{id}` (per-record mode only).
+//! `{ext}` (the format's extension: `ndjson`, `ndjson.gz`, `ndjson.zst`,
+//! `parquet`), `{id}` (per-record mode only).
 
 use time::OffsetDateTime;
+
+use crate::format::Format;
 
 /// How records are grouped into files.
 ///
@@ -65,7 +68,7 @@ pub struct Layout {
     template: String,
     prefix: String,
     instance: String,
-    gzip: bool,
+    format: Format,
 }
 
 impl Layout {
@@ -76,7 +79,7 @@ impl Layout {
         template: &str,
         prefix: &str,
         instance: &str,
-        gzip: bool,
+        format: Format,
         mode: &LayoutMode,
     ) -> Result<Self, String> {
         let mut rest = template;
@@ -114,7 +117,7 @@ impl Layout {
             template: template.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             instance: clean(instance),
-            gzip,
+            format,
         })
     }
 
@@ -127,7 +130,7 @@ impl Layout {
     pub fn path(&self, at: OffsetDateTime, seq: u64, id: Option<&str>) -> String {
         let at = at.to_offset(time::UtcOffset::UTC);
         let two = |n: u8| format!("{n:02}");
-        let ext = if self.gzip { "ndjson.gz" } else { "ndjson" };
+        let ext = self.format.extension();
         let mut out = String::with_capacity(self.template.len() + 64);
         let mut rest = self.template.as_str();
         while let Some(open) = rest.find('{') {
@@ -219,7 +222,7 @@ mod tests {
             BATCH_TEMPLATE,
             "/llm-logs/",
             "gw-1",
-            false,
+            Format::Ndjson,
             &LayoutMode::PerBatch,
         )
         .expect("layout");
@@ -227,18 +230,42 @@ mod tests {
             l.path(datetime!(2024-03-07 09:05:03 UTC), 42, None),
             "llm-logs/year=2024/month=03/day=07/hour=09/gw-1-20240307T090503Z-00000042.ndjson"
         );
-        let gz =
-            Layout::new(BATCH_TEMPLATE, "", "gw/1", true, &LayoutMode::PerBatch).expect("layout");
+        let gz = Layout::new(
+            BATCH_TEMPLATE,
+            "",
+            "gw/1",
+            Format::NdjsonGzip,
+            &LayoutMode::PerBatch,
+        )
+        .expect("layout");
         assert_eq!(
             gz.path(datetime!(2024-03-07 09:05:03 +02:00), 1, None),
             "year=2024/month=03/day=07/hour=07/gw_1-20240307T070503Z-00000001.ndjson.gz"
+        );
+        let pq = Layout::new(
+            BATCH_TEMPLATE,
+            "p",
+            "gw",
+            Format::Parquet,
+            &LayoutMode::PerBatch,
+        )
+        .expect("layout");
+        assert_eq!(
+            pq.path(datetime!(2024-03-07 09:05:03 UTC), 7, None),
+            "p/year=2024/month=03/day=07/hour=09/gw-20240307T090503Z-00000007.parquet"
         );
     }
 
     #[test]
     fn per_record_path_sanitizes_ids() {
-        let l = Layout::new(RECORD_TEMPLATE, "logs", "i", false, &LayoutMode::PerRecord)
-            .expect("layout");
+        let l = Layout::new(
+            RECORD_TEMPLATE,
+            "logs",
+            "i",
+            Format::Ndjson,
+            &LayoutMode::PerRecord,
+        )
+        .expect("layout");
         assert_eq!(
             l.path(datetime!(2024-01-02 00:00:00 UTC), 0, Some("a/../b")),
             "logs/2024-01-02/a_.._b.json"
@@ -255,7 +282,7 @@ mod tests {
             ROLLING_TEMPLATE,
             "p",
             "gw",
-            false,
+            Format::Ndjson,
             &LayoutMode::Rolling {
                 window: std::time::Duration::from_secs(3600),
             },
@@ -267,18 +294,33 @@ mod tests {
         let rolling = LayoutMode::Rolling {
             window: std::time::Duration::from_secs(60),
         };
-        assert!(Layout::new(no_seq, "", "i", false, &rolling).is_err_and(|e| e.contains("{seq}")));
+        assert!(Layout::new(no_seq, "", "i", Format::Ndjson, &rolling)
+            .is_err_and(|e| e.contains("{seq}")));
     }
 
     #[test]
     fn templates_are_validated() {
-        assert!(Layout::new("{prefix}/{nope}", "", "i", false, &LayoutMode::PerBatch).is_err());
-        assert!(Layout::new("{prefix}/{instance}", "", "i", false, &LayoutMode::PerBatch).is_err());
+        assert!(Layout::new(
+            "{prefix}/{nope}",
+            "",
+            "i",
+            Format::Ndjson,
+            &LayoutMode::PerBatch
+        )
+        .is_err());
+        assert!(Layout::new(
+            "{prefix}/{instance}",
+            "",
+            "i",
+            Format::Ndjson,
+            &LayoutMode::PerBatch
+        )
+        .is_err());
         assert!(Layout::new(
             "{prefix}/{instance-{seq}",
             "",
             "i",
-            false,
+            Format::Ndjson,
             &LayoutMode::PerBatch
         )
         .is_err());

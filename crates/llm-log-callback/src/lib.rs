@@ -27,9 +27,12 @@
 mod attempt;
 mod batcher;
 pub mod clients;
+#[cfg(feature = "parquet")]
+pub mod columns;
 pub mod config;
 pub mod destination;
 pub mod error;
+pub mod format;
 pub mod ingest;
 mod journal;
 pub mod layout;
@@ -47,6 +50,7 @@ pub use clients::ClientCache;
 pub use config::{Config, JournalConfig, OverflowPolicy, SpillConfig};
 pub use destination::client_from_env;
 pub use error::LogError;
+pub use format::Format;
 pub use ingest::{IngestError, Ingested};
 pub use layout::LayoutMode;
 pub use logger::{Logger, Report};

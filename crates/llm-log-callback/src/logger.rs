@@ -185,7 +185,7 @@ impl Logger {
             config.template(),
             &config.prefix,
             &instance,
-            config.gzip,
+            config.format,
             &config.layout,
         )
         .map_err(|m| LogError::config("path_template", m))?;
@@ -282,11 +282,6 @@ impl Logger {
                 append_chunk: config.append_chunk_bytes,
                 checksums: config.checksums,
                 unverified: config.unverified_for_benchmarks,
-                content_type: if config.gzip {
-                    "application/gzip".into()
-                } else {
-                    "application/x-ndjson".into()
-                },
                 retry_window: config.batch_retry_window,
                 initial_backoff: Duration::from_millis(250),
                 max_backoff: Duration::from_secs(10),

@@ -139,7 +139,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
 
 /// An object key, borrowed from the text where it has no escapes (serde's
 /// own `Cow<str>` always allocates).
-struct Key;
+pub(crate) struct Key;
 
 impl<'de> DeserializeSeed<'de> for Key {
     type Value = Cow<'de, str>;

@@ -343,7 +343,7 @@ mod tests {
     fn target() -> Target {
         Target {
             writer: "0123456789abcdef0123456789abcdef".into(),
-            ..Target::new_file("logs/a.ndjson".into())
+            ..Target::new_file("logs/a.ndjson".into(), crate::Format::Ndjson)
         }
     }
 

@@ -26,7 +26,7 @@ pub(crate) const MAX_CONFLICTS: u32 = 3;
 #[derive(Debug, Clone)]
 pub(crate) struct Batch {
     pub target: Target,
-    /// The bytes to write (gzip-compressed when configured).
+    /// The bytes to write, encoded in the target's format.
     pub payload: Bytes,
     pub records: u64,
     pub raw_bytes: u64,

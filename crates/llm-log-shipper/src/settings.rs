@@ -16,7 +16,7 @@
 //! AZURE_STORAGE_ACCOUNT_NAME = "mylake"
 //! AZURE_STORAGE_FILE_SYSTEM = "llm-logs"
 //! LLM_LOG_BATCH_MAX_AGE_MS = 2000
-//! LLM_LOG_GZIP = true
+//! LLM_LOG_FORMAT = "parquet"
 //! ```
 //!
 //! A key the shipper does not know is an error (a typo must not silently fall
@@ -80,6 +80,7 @@ const LIBRARY_VARIABLES: &[&str] = &[
     "LLM_LOG_CREATE_FILESYSTEM",
     "LLM_LOG_DEDUP_MAX_IDS",
     "LLM_LOG_DEDUP_WINDOW_SECS",
+    "LLM_LOG_FORMAT",
     "LLM_LOG_GZIP",
     "LLM_LOG_INSTANCE",
     "LLM_LOG_JOURNAL_DIR",
@@ -502,7 +503,7 @@ mod tests {
         assert_eq!(s.logger.filesystem, "from-env");
         assert_eq!(s.logger.prefix, "file-prefix");
         assert_eq!(s.logger.max_batch_age, Duration::from_millis(250));
-        assert!(s.logger.gzip);
+        assert_eq!(s.logger.format, llm_log_callback::Format::NdjsonGzip);
         assert_eq!(s.max_body_bytes, 1000);
         let s = Settings::load_from(
             &Flags {

@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub mode: CreateMode,
     /// `Content-Type` of the file.
     pub content_type: Option<String>,
+    /// `Content-Encoding` of the file (e.g. `gzip`), set when the content
+    /// is committed.
+    pub content_encoding: Option<String>,
     /// User-defined metadata.
     pub metadata: Metadata,
     /// Base64 MD5 of the whole content, stored with the file when
@@ -55,6 +58,8 @@ pub struct FlushOptions {
     pub close: bool,
     /// Sets `Content-Type`; when `None` the current one is kept.
     pub content_type: Option<String>,
+    /// Sets `Content-Encoding`; when `None` the current one is kept.
+    pub content_encoding: Option<String>,
     /// Base64 MD5 of the whole file after this flush (DFS `x-ms-content-md5`,
     /// Blob `x-ms-blob-content-md5`): stored with the file, returned as
     /// `Content-MD5` by [`File::properties`], and required to match when a
@@ -162,6 +167,7 @@ impl File {
                 kind: dfs::ResourceKind::File,
                 conditions: &conditions,
                 content_type: options.content_type.as_deref(),
+                content_encoding: options.content_encoding.as_deref(),
                 metadata: &options.metadata,
             }
             .request(ep)?,
@@ -170,6 +176,7 @@ impl File {
                 blob: &self.path,
                 conditions: &conditions,
                 content_type: options.content_type.as_deref(),
+                content_encoding: options.content_encoding.as_deref(),
                 metadata: &options.metadata,
                 body: Bytes::new(),
             }
@@ -293,6 +300,7 @@ impl File {
                     position,
                     close: options.close,
                     content_type: options.content_type.as_deref(),
+                    content_encoding: options.content_encoding.as_deref(),
                     content_md5: options.content_md5.as_deref(),
                     conditions: &Conditions::default(),
                 }
@@ -425,12 +433,14 @@ impl File {
         }
         let committed: Vec<String> = list.committed.into_iter().map(|b| b.id).collect();
         let content_type = options.content_type.clone().or(props.content_type);
+        let content_encoding = options.content_encoding.clone().or(props.content_encoding);
         let req = blob::PutBlockList {
             container: &self.fs.name,
             blob: &self.path,
             committed: &committed,
             uncommitted: &chain,
             content_type: content_type.as_deref(),
+            content_encoding: content_encoding.as_deref(),
             metadata: &props.metadata,
             content_md5: options.content_md5.as_deref(),
             // only over the content this list was read from: a commit made
@@ -563,6 +573,7 @@ impl File {
             &FlushOptions {
                 close: true,
                 content_type: options.content_type.clone(),
+                content_encoding: options.content_encoding.clone(),
                 content_md5: options.content_md5.clone(),
             },
         )
@@ -605,6 +616,7 @@ impl File {
             let flush = FlushOptions {
                 close: true,
                 content_type: options.content_type.clone(),
+                content_encoding: options.content_encoding.clone(),
                 content_md5: options.content_md5.clone(),
             };
             return self.flush(len, &flush).await;
@@ -623,6 +635,7 @@ impl File {
             committed: &[],
             uncommitted: &ids,
             content_type: options.content_type.as_deref(),
+            content_encoding: options.content_encoding.as_deref(),
             metadata: &options.metadata,
             content_md5: options.content_md5.as_deref(),
             conditions: &conditions,

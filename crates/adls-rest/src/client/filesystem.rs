@@ -127,6 +127,7 @@ impl FileSystem {
             kind: dfs::ResourceKind::Directory,
             conditions: &Conditions::default(),
             content_type: None,
+            content_encoding: None,
             metadata: &Metadata::new(),
         }
         .request(self.client.endpoint())?;

@@ -62,6 +62,8 @@ pub struct PutBlob<'a> {
     pub conditions: &'a Conditions,
     /// `x-ms-blob-content-type`.
     pub content_type: Option<&'a str>,
+    /// `x-ms-blob-content-encoding`.
+    pub content_encoding: Option<&'a str>,
     /// `x-ms-meta-*`.
     pub metadata: &'a Metadata,
     /// The content; `Bytes`, so a retry resends exactly these bytes.
@@ -75,7 +77,12 @@ impl PutBlob<'_> {
         let mut h = headers_with_length(self.body.len());
         self.conditions.apply(&mut h)?;
         insert(&mut h, "x-ms-blob-type", "BlockBlob")?;
-        blob_properties(&mut h, self.content_type, self.metadata)?;
+        blob_properties(
+            &mut h,
+            self.content_type,
+            self.content_encoding,
+            self.metadata,
+        )?;
         Ok(request(Method::PUT, uri, h, self.body.clone()))
     }
 }
@@ -234,6 +241,8 @@ pub struct PutBlockList<'a> {
     pub uncommitted: &'a [String],
     /// `x-ms-blob-content-type` (Put Block List replaces the blob's properties).
     pub content_type: Option<&'a str>,
+    /// `x-ms-blob-content-encoding` (replaced like the content type).
+    pub content_encoding: Option<&'a str>,
     /// `x-ms-meta-*` (Put Block List replaces the blob's metadata).
     pub metadata: &'a Metadata,
     /// `x-ms-blob-content-md5`: the base64 MD5 of the whole blob after this
@@ -272,7 +281,12 @@ impl PutBlockList<'_> {
             http::HeaderValue::from_static("application/xml"),
         );
         self.conditions.apply(&mut h)?;
-        blob_properties(&mut h, self.content_type, self.metadata)?;
+        blob_properties(
+            &mut h,
+            self.content_type,
+            self.content_encoding,
+            self.metadata,
+        )?;
         if let Some(md5) = self.content_md5 {
             insert(&mut h, "x-ms-blob-content-md5", md5)?;
         }
@@ -338,6 +352,7 @@ impl GetBlobProperties<'_> {
             etag: header_str(headers, "etag").unwrap_or_default().to_string(),
             last_modified: header_str(headers, "last-modified").and_then(parse_http_date),
             content_type: header_str(headers, "content-type").map(str::to_string),
+            content_encoding: header_str(headers, "content-encoding").map(str::to_string),
             content_md5: header_str(headers, "content-md5").map(str::to_string),
             metadata,
             is_directory,
@@ -470,10 +485,14 @@ impl ListBlobs<'_> {
 fn blob_properties(
     h: &mut HeaderMap,
     content_type: Option<&str>,
+    content_encoding: Option<&str>,
     metadata: &Metadata,
 ) -> Result<(), Error> {
     if let Some(ct) = content_type {
         insert(h, "x-ms-blob-content-type", ct)?;
+    }
+    if let Some(ce) = content_encoding {
+        insert(h, "x-ms-blob-content-encoding", ce)?;
     }
     for (n, v) in metadata.iter() {
         let name = HeaderName::from_bytes(format!("x-ms-meta-{n}").as_bytes()).map_err(|_| {
@@ -548,6 +567,7 @@ mod tests {
             blob: "f",
             conditions: &c,
             content_type: Some("text/plain"),
+            content_encoding: Some("gzip"),
             metadata: &md,
             body: Bytes::new(),
         }
@@ -565,6 +585,7 @@ mod tests {
                 "if-none-match: *",
                 "x-ms-blob-type: BlockBlob",
                 "x-ms-blob-content-type: text/plain",
+                "x-ms-blob-content-encoding: gzip",
                 "x-ms-meta-k: v"
             ]
         );
@@ -574,12 +595,15 @@ mod tests {
             committed: &["A".into()],
             uncommitted: &["B".into(), "C".into()],
             content_type: None,
+            content_encoding: Some("zstd"),
             metadata: &Metadata::new(),
             content_md5: Some("XUFAKrxLKna5cZ2REBfFkg=="),
             conditions: &Conditions::default(),
         }
         .request(&ep())
         .expect("req");
+        assert_eq!(r.headers()["x-ms-blob-content-encoding"], "zstd");
+        assert!(!r.headers().contains_key("x-ms-blob-content-type"));
         assert_eq!(
             r.headers()["x-ms-blob-content-md5"],
             "XUFAKrxLKna5cZ2REBfFkg=="

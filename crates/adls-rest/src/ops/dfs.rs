@@ -79,6 +79,8 @@ pub struct CreatePath<'a> {
     pub conditions: &'a Conditions,
     /// `x-ms-content-type`.
     pub content_type: Option<&'a str>,
+    /// `x-ms-content-encoding` (e.g. `gzip` for a gzip-compressed file).
+    pub content_encoding: Option<&'a str>,
     /// `x-ms-properties`.
     pub metadata: &'a Metadata,
 }
@@ -100,6 +102,9 @@ impl CreatePath<'_> {
         self.conditions.apply(&mut h)?;
         if let Some(ct) = self.content_type {
             insert(&mut h, "x-ms-content-type", ct)?;
+        }
+        if let Some(ce) = self.content_encoding {
+            insert(&mut h, "x-ms-content-encoding", ce)?;
         }
         if !self.metadata.is_empty() {
             insert(&mut h, "x-ms-properties", &encode_properties(self.metadata))?;
@@ -186,6 +191,8 @@ pub struct FlushData<'a> {
     pub close: bool,
     /// `x-ms-content-type` to set.
     pub content_type: Option<&'a str>,
+    /// `x-ms-content-encoding` to set.
+    pub content_encoding: Option<&'a str>,
     /// `x-ms-content-md5`: the base64 MD5 of the whole file after this flush,
     /// stored (not checked) and returned as `Content-MD5` afterwards.
     pub content_md5: Option<&'a str>,
@@ -211,6 +218,9 @@ impl FlushData<'_> {
         self.conditions.apply(&mut h)?;
         if let Some(ct) = self.content_type {
             insert(&mut h, "x-ms-content-type", ct)?;
+        }
+        if let Some(ce) = self.content_encoding {
+            insert(&mut h, "x-ms-content-encoding", ce)?;
         }
         if let Some(md5) = self.content_md5 {
             insert(&mut h, "x-ms-content-md5", md5)?;
@@ -269,6 +279,7 @@ impl GetPathProperties<'_> {
             etag: header_str(headers, "etag").unwrap_or_default().to_string(),
             last_modified: header_str(headers, "last-modified").and_then(parse_http_date),
             content_type: header_str(headers, "content-type").map(str::to_string),
+            content_encoding: header_str(headers, "content-encoding").map(str::to_string),
             content_md5: header_str(headers, "content-md5").map(str::to_string),
             metadata,
             is_directory: header_str(headers, "x-ms-resource-type") == Some("directory"),
@@ -449,6 +460,7 @@ mod tests {
             kind: ResourceKind::File,
             conditions: &c,
             content_type: Some("application/x-ndjson"),
+            content_encoding: None,
             metadata: &md,
         }
         .request(&ep())
@@ -501,6 +513,7 @@ mod tests {
             position: 15,
             close: true,
             content_type: None,
+            content_encoding: Some("gzip"),
             content_md5: Some("XUFAKrxLKna5cZ2REBfFkg=="),
             conditions: &Conditions::default(),
         }
@@ -511,6 +524,7 @@ mod tests {
             names(&r),
             [
                 "content-length: 0",
+                "x-ms-content-encoding: gzip",
                 "x-ms-content-md5: XUFAKrxLKna5cZ2REBfFkg=="
             ]
         );

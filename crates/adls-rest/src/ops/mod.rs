@@ -172,6 +172,8 @@ pub struct PathProperties {
     pub last_modified: Option<OffsetDateTime>,
     /// `Content-Type`, if set.
     pub content_type: Option<String>,
+    /// `Content-Encoding`, if set.
+    pub content_encoding: Option<String>,
     /// `Content-MD5` (base64) of the whole content, where the service keeps one
     /// (Blob computes it for single-request uploads).
     pub content_md5: Option<String>,

@@ -1,0 +1,272 @@
+//! File formats: how one batch's NDJSON lines become the bytes of a file,
+//! with the file's extension and its `Content-Type` / `Content-Encoding`.
+//!
+//! The batcher cuts batches of NDJSON lines; the upload task hands them to
+//! [`Format::encode`] on the blocking pool (off the caller's thread and off
+//! the runtime's workers), and the target's format decides the content
+//! headers of every request that writes the file.
+//!
+//! | format | extension | `Content-Type` | `Content-Encoding` | rolling layout |
+//! |---|---|---|---|---|
+//! | [`Format::Ndjson`] | `ndjson` | `application/x-ndjson` | none | yes |
+//! | [`Format::NdjsonGzip`] | `ndjson.gz` | `application/x-ndjson` | `gzip` | yes (one gzip member per batch) |
+//! | [`Format::NdjsonZstd`] | `ndjson.zst` | `application/x-ndjson` | `zstd` | yes (one zstd frame per batch) |
+//! | [`Format::Parquet`] | `parquet` | `application/vnd.apache.parquet` | none | no: one file per batch |
+//!
+//! Compressed NDJSON keeps the NDJSON media type and names its compression in
+//! `Content-Encoding`, as HTTP intends (RFC 9110 §8.4): a client that honours
+//! the header gets NDJSON, one that does not gets the `.gz`/`.zst` file that
+//! its name says. Parquet compresses inside the file (zstd pages), so it has no
+//! content encoding. Concatenated gzip members and zstd frames are valid
+//! files, which is why the rolling layout may append one per batch; a Parquet
+//! file ends with its footer and cannot be appended to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The format of every file the logger writes.
+///
+/// ```
+/// use llm_log_callback::Format;
+///
+/// let f: Format = "ndjson.zst".parse().unwrap();
+/// assert_eq!(f, Format::NdjsonZstd);
+/// assert_eq!(f.extension(), "ndjson.zst");
+/// assert_eq!(f.content_type(), "application/x-ndjson");
+/// assert_eq!(f.content_encoding(), Some("zstd"));
+/// assert!("csv".parse::<Format>().unwrap_err().to_string().contains("ndjson.gz"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line (the default).
+    #[default]
+    Ndjson,
+    /// NDJSON, gzip-compressed.
+    NdjsonGzip,
+    /// NDJSON, zstd-compressed.
+    NdjsonZstd,
+    /// Apache Parquet with the versioned LiteLLM schema (see the `columns`
+    /// module); needs the crate's `parquet` feature.
+    Parquet,
+}
+
+/// The names [`Format`] parses, in the order the docs list them.
+pub const FORMAT_NAMES: &[&str] = &["ndjson", "ndjson.gz", "ndjson.zst", "parquet"];
+
+impl Format {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::NdjsonGzip => "ndjson.gz",
+            Format::NdjsonZstd => "ndjson.zst",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// The `Content-Type` the files get.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Ndjson | Format::NdjsonGzip | Format::NdjsonZstd => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The `Content-Encoding` the files get, if any.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Format::NdjsonGzip => Some("gzip"),
+            Format::NdjsonZstd => Some("zstd"),
+            Format::Ndjson | Format::Parquet => None,
+        }
+    }
+
+    /// Whether one file can take batch after batch (the rolling layout).
+    pub fn appendable(self) -> bool {
+        self != Format::Parquet
+    }
+
+    /// Whether this build can write the format (Parquet needs the crate's
+    /// `parquet` feature).
+    pub fn available(self) -> bool {
+        self != Format::Parquet || cfg!(feature = "parquet")
+    }
+
+    /// The format a path's extension names (`None` for any other name).
+    pub fn from_path(path: &str) -> Option<Format> {
+        [
+            Format::NdjsonGzip,
+            Format::NdjsonZstd,
+            Format::Parquet,
+            Format::Ndjson,
+        ]
+        .into_iter()
+        .find(|f| {
+            path.strip_suffix(f.extension())
+                .is_some_and(|p| p.ends_with('.'))
+        })
+    }
+
+    /// Encodes one batch: `ndjson` holds complete lines, each ending in `\n`.
+    pub(crate) fn encode(self, ndjson: &[u8]) -> Result<Bytes, EncodeError> {
+        match self {
+            Format::Ndjson => Ok(Bytes::copy_from_slice(ndjson)),
+            Format::NdjsonGzip => {
+                use std::io::Write as _;
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(ndjson.len() / 4),
+                    flate2::Compression::default(),
+                );
+                enc.write_all(ndjson)
+                    .and_then(|_| enc.finish())
+                    .map(Bytes::from)
+                    .map_err(|e| EncodeError(format!("gzip: {e}")))
+            }
+            Format::NdjsonZstd => zstd::bulk::compress(ndjson, ZSTD_LEVEL)
+                .map(Bytes::from)
+                .map_err(|e| EncodeError(format!("zstd: {e}"))),
+            #[cfg(feature = "parquet")]
+            Format::Parquet => crate::columns::encode(ndjson).map(Bytes::from),
+            #[cfg(not(feature = "parquet"))]
+            Format::Parquet => Err(EncodeError(NO_PARQUET.into())),
+        }
+    }
+}
+
+/// zstd's level for NDJSON: 3 is zstd's own default (fast, and about as
+/// small as gzip's best on log lines).
+const ZSTD_LEVEL: i32 = 3;
+
+#[cfg(not(feature = "parquet"))]
+pub(crate) const NO_PARQUET: &str =
+    "this build of llm-log-callback has no Parquet support: enable the crate's `parquet` feature";
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+/// A name [`Format`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownFormat(pub String);
+
+impl fmt::Display for UnknownFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a format; known: {}",
+            self.0,
+            FORMAT_NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownFormat {}
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ndjson" => Ok(Format::Ndjson),
+            "ndjson.gz" => Ok(Format::NdjsonGzip),
+            "ndjson.zst" => Ok(Format::NdjsonZstd),
+            "parquet" => Ok(Format::Parquet),
+            _ => Err(UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+/// A batch that could not be encoded (the batch is then written as plain
+/// NDJSON instead, under a `.ndjson` name, and the failure is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not encode the batch: {}", self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    const LINES: &[u8] = b"{\"id\":\"a\",\"model\":\"m\"}\n{\"id\":\"b\",\"model\":\"m\"}\n";
+
+    #[test]
+    fn names_round_trip_and_unknown_names_say_what_is_known() {
+        for name in FORMAT_NAMES {
+            let f: Format = name.parse().expect("known");
+            assert_eq!(f.to_string(), *name);
+            assert_eq!(f.extension(), *name);
+            assert_eq!(Format::from_path(&format!("a/b-1.{name}")), Some(f));
+        }
+        assert_eq!(" NDJSON.GZ ".parse::<Format>(), Ok(Format::NdjsonGzip));
+        let e = "json".parse::<Format>().expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "`json` is not a format; known: ndjson, ndjson.gz, ndjson.zst, parquet"
+        );
+        assert_eq!(Format::from_path("a/b.json"), None);
+        assert_eq!(Format::from_path("a/bndjson"), None);
+    }
+
+    #[test]
+    fn gzip_and_zstd_decode_to_the_lines_and_concatenate() {
+        let gz = Format::NdjsonGzip.encode(LINES).expect("gzip");
+        let mut two = gz.to_vec();
+        two.extend_from_slice(&gz);
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&two[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
+        assert_eq!(out, [LINES, LINES].concat());
+
+        let zst = Format::NdjsonZstd.encode(LINES).expect("zstd");
+        let mut two = zst.to_vec();
+        two.extend_from_slice(&zst);
+        let out = zstd::stream::decode_all(&two[..]).expect("unzstd");
+        assert_eq!(out, [LINES, LINES].concat());
+
+        assert_eq!(Format::Ndjson.encode(LINES).expect("plain"), LINES);
+    }
+
+    #[test]
+    fn content_headers_per_format() {
+        let table: Vec<(&str, &str, Option<&str>, bool)> = [
+            Format::Ndjson,
+            Format::NdjsonGzip,
+            Format::NdjsonZstd,
+            Format::Parquet,
+        ]
+        .iter()
+        .map(|f| {
+            (
+                f.extension(),
+                f.content_type(),
+                f.content_encoding(),
+                f.appendable(),
+            )
+        })
+        .collect();
+        assert_eq!(
+            table,
+            [
+                ("ndjson", "application/x-ndjson", None, true),
+                ("ndjson.gz", "application/x-ndjson", Some("gzip"), true),
+                ("ndjson.zst", "application/x-ndjson", Some("zstd"), true),
+                ("parquet", "application/vnd.apache.parquet", None, false),
+            ]
+        );
+    }
+}
