@@ -39,12 +39,15 @@ pub enum LayoutMode {
     PerRecord,
 }
 
-/// Default template of [`LayoutMode::PerBatch`].
+/// Default template of [`LayoutMode::PerBatch`]. The time comes first in
+/// the name, so a listing sorts the files of all instances by when their
+/// batches were cut (not by when they were committed: a retried or replayed
+/// batch lands later under its original name).
 pub const BATCH_TEMPLATE: &str =
-    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{instance}-{timestamp}-{seq}.{ext}";
+    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{timestamp}-{instance}-{seq}.{ext}";
 /// Default template of [`LayoutMode::Rolling`].
 pub const ROLLING_TEMPLATE: &str =
-    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{instance}-{timestamp}-{seq}.{ext}";
+    "{prefix}/year={YYYY}/month={MM}/day={DD}/hour={HH}/{timestamp}-{instance}-{seq}.{ext}";
 /// Template of [`LayoutMode::PerRecord`].
 pub const RECORD_TEMPLATE: &str = "{prefix}/{YYYY}-{MM}-{DD}/{id}.json";
 
@@ -228,7 +231,7 @@ mod tests {
         .expect("layout");
         assert_eq!(
             l.path(datetime!(2024-03-07 09:05:03 UTC), 42, None),
-            "llm-logs/year=2024/month=03/day=07/hour=09/gw-1-20240307T090503Z-00000042.ndjson"
+            "llm-logs/year=2024/month=03/day=07/hour=09/20240307T090503Z-gw-1-00000042.ndjson"
         );
         let gz = Layout::new(
             BATCH_TEMPLATE,
@@ -240,7 +243,7 @@ mod tests {
         .expect("layout");
         assert_eq!(
             gz.path(datetime!(2024-03-07 09:05:03 +02:00), 1, None),
-            "year=2024/month=03/day=07/hour=07/gw_1-20240307T070503Z-00000001.ndjson.gz"
+            "year=2024/month=03/day=07/hour=07/20240307T070503Z-gw_1-00000001.ndjson.gz"
         );
         let pq = Layout::new(
             BATCH_TEMPLATE,
@@ -252,7 +255,7 @@ mod tests {
         .expect("layout");
         assert_eq!(
             pq.path(datetime!(2024-03-07 09:05:03 UTC), 7, None),
-            "p/year=2024/month=03/day=07/hour=09/gw-20240307T090503Z-00000007.parquet"
+            "p/year=2024/month=03/day=07/hour=09/20240307T090503Z-gw-00000007.parquet"
         );
     }
 
