@@ -14,6 +14,8 @@
 //! - `shipper`: the `llm-log-shipper` binary: LiteLLM's three formats and gzip, refusals,
 //!   metrics, health, SIGTERM, every record read back once; SIGKILL under load; real
 //!   LiteLLM logging through its `generic_api` callback.
+//! - `readers`: polars, pyarrow (adlfs) and DuckDB read every format the logger writes,
+//!   on Azurite and the DFS emulator, and agree with what was logged.
 //! - `identity`, `secrets`: Entra ID credentials; no secret in any output.
 
 mod azurite_blob;
@@ -25,6 +27,7 @@ mod ledger;
 mod logger;
 mod matrix;
 mod pool;
+mod readers;
 mod retry;
 mod secrets;
 mod shipper;

@@ -27,6 +27,12 @@ pub const ENV_LITELLM_PYTHON: &str = "ADLS_TEST_LITELLM_PYTHON";
 /// `xtask/litellm/drive.py`: real LiteLLM logging through its `generic_api` callback.
 pub const ENV_LITELLM_DRIVE: &str = "ADLS_TEST_LITELLM_DRIVE";
 
+/// The venv's Python that has the pinned data-lake readers (polars, pyarrow,
+/// adlfs, DuckDB: `xtask/readers/requirements.txt`).
+pub const ENV_READERS_PYTHON: &str = "ADLS_TEST_READERS_PYTHON";
+/// `xtask/readers/read.py`: the readers' side of `tests/it/readers.rs`.
+pub const ENV_READERS_SCRIPT: &str = "ADLS_TEST_READERS_SCRIPT";
+
 /// The packages whose tests need Azurite; `cargo xtask integration` runs them all.
 pub const TEST_PACKAGES: &[&str] = &["adls-tests"];
 
@@ -78,6 +84,17 @@ pub fn run(args: &[String]) -> Result {
             .join("xtask/litellm/drive.py")
             .display()
             .to_string(),
+    ));
+    // the readers (pinned, in a venv) for the reader tests
+    let root = workspace_root();
+    let readers = crate::python::ensure_venv(
+        &root.join("target/readers-venv"),
+        &root.join("xtask/readers/requirements.txt"),
+    )?;
+    env.push((ENV_READERS_PYTHON, readers.display().to_string()));
+    env.push((
+        ENV_READERS_SCRIPT,
+        root.join("xtask/readers/read.py").display().to_string(),
     ));
     let mut cmd = cargo();
     cmd.args(&test_args).envs(env.iter().cloned());

@@ -28,9 +28,12 @@
 //! | `unfit` | string (JSON object) | top-level keys whose value did not fit their column's type |
 //!
 //! A typed column is null when the key is absent or `null`. A value of
-//! another type (a string in `prompt_tokens`, a token count beyond int64, a
-//! list of non-strings in `request_tags`) leaves the column null and goes to
-//! `unfit` under its key, as it was: no record and no value is dropped. The
+//! another type leaves the column null and goes to `unfit` under its key, as
+//! it was: no record and no value is dropped. The logger already refuses a
+//! record whose typed fields have the wrong JSON type (see
+//! [`LogRecord`](crate::LogRecord)), so what lands in `unfit` is what passes
+//! that check but not the column: a token count beyond int64, a list of
+//! non-strings in `request_tags`, a number in `session_id` or `model_id`. The
 //! columns taken from inside `metadata` and `error_information` are only
 //! copies (the JSON column keeps the original), so a value of another type
 //! there just leaves the copy null. Together, the typed columns, the JSON

@@ -6,20 +6,27 @@
 //! the runtime's workers), and the target's format decides the content
 //! headers of every request that writes the file.
 //!
-//! | format | extension | `Content-Type` | `Content-Encoding` | rolling layout |
-//! |---|---|---|---|---|
-//! | [`Format::Ndjson`] | `ndjson` | `application/x-ndjson` | none | yes |
-//! | [`Format::NdjsonGzip`] | `ndjson.gz` | `application/x-ndjson` | `gzip` | yes (one gzip member per batch) |
-//! | [`Format::NdjsonZstd`] | `ndjson.zst` | `application/x-ndjson` | `zstd` | yes (one zstd frame per batch) |
-//! | [`Format::Parquet`] | `parquet` | `application/vnd.apache.parquet` | none | no: one file per batch |
+//! | format | extension | `Content-Type` | rolling layout |
+//! |---|---|---|---|
+//! | [`Format::Ndjson`] | `ndjson` | `application/x-ndjson` | yes |
+//! | [`Format::NdjsonGzip`] | `ndjson.gz` | `application/gzip` | yes (one gzip member per batch) |
+//! | [`Format::NdjsonZstd`] | `ndjson.zst` | `application/zstd` | yes (one zstd frame per batch) |
+//! | [`Format::Parquet`] | `parquet` | `application/vnd.apache.parquet` | no: one file per batch |
 //!
-//! Compressed NDJSON keeps the NDJSON media type and names its compression in
-//! `Content-Encoding`, as HTTP intends (RFC 9110 §8.4): a client that honours
-//! the header gets NDJSON, one that does not gets the `.gz`/`.zst` file that
-//! its name says. Parquet compresses inside the file (zstd pages), so it has no
-//! content encoding. Concatenated gzip members and zstd frames are valid
-//! files, which is why the rolling layout may append one per batch; a Parquet
-//! file ends with its footer and cannot be appended to.
+//! No file gets a `Content-Encoding`. A `.ndjson.gz` file is a gzip file, as
+//! its name says, and every reader must get it as one. With
+//! `Content-Encoding: gzip` Microsoft's Python SDK (and so `adlfs`, and
+//! pandas and pyarrow through it) un-gzips the download on the fly: the
+//! bytes no longer match the name, and pyarrow and DuckDB then fail on the
+//! "gzip" file they are handed (seen in the reader tests, `readers.rs`; a
+//! browser or `curl --compressed` does the same). The media type says what
+//! the bytes are (`application/gzip`, `application/zstd`, RFC 6713 and RFC
+//! 8878), the name what they hold once decompressed. Parquet compresses
+//! inside the file (zstd pages).
+//!
+//! Concatenated gzip members and zstd frames are valid files, which is why
+//! the rolling layout may append one per batch; a Parquet file ends with its
+//! footer and cannot be appended to.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,8 +42,8 @@ use serde::{Deserialize, Serialize};
 /// let f: Format = "ndjson.zst".parse().unwrap();
 /// assert_eq!(f, Format::NdjsonZstd);
 /// assert_eq!(f.extension(), "ndjson.zst");
-/// assert_eq!(f.content_type(), "application/x-ndjson");
-/// assert_eq!(f.content_encoding(), Some("zstd"));
+/// assert_eq!(f.content_type(), "application/zstd");
+/// assert_eq!(f.content_encoding(), None);
 /// assert!("csv".parse::<Format>().unwrap_err().to_string().contains("ndjson.gz"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -72,18 +79,17 @@ impl Format {
     /// The `Content-Type` the files get.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Ndjson | Format::NdjsonGzip | Format::NdjsonZstd => "application/x-ndjson",
+            Format::Ndjson => "application/x-ndjson",
+            Format::NdjsonGzip => "application/gzip",
+            Format::NdjsonZstd => "application/zstd",
             Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 
-    /// The `Content-Encoding` the files get, if any.
+    /// The `Content-Encoding` the files get: none, for every format (see
+    /// the module docs: a compressed file is handed out as it is stored).
     pub fn content_encoding(self) -> Option<&'static str> {
-        match self {
-            Format::NdjsonGzip => Some("gzip"),
-            Format::NdjsonZstd => Some("zstd"),
-            Format::Ndjson | Format::Parquet => None,
-        }
+        None
     }
 
     /// Whether one file can take batch after batch (the rolling layout).
@@ -263,8 +269,8 @@ mod tests {
             table,
             [
                 ("ndjson", "application/x-ndjson", None, true),
-                ("ndjson.gz", "application/x-ndjson", Some("gzip"), true),
-                ("ndjson.zst", "application/x-ndjson", Some("zstd"), true),
+                ("ndjson.gz", "application/gzip", None, true),
+                ("ndjson.zst", "application/zstd", None, true),
                 ("parquet", "application/vnd.apache.parquet", None, false),
             ]
         );
