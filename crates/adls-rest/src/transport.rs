@@ -249,6 +249,7 @@ impl Transport {
                     }
                 }
             }
+            attempt_span.in_scope(|| tracing::trace!("attempt finished"));
             let err = match result {
                 Ok(resp) => {
                     return Outcome {
