@@ -4,8 +4,13 @@
 //! through one `Client` with `max_in_flight(16)` all succeed on at most 16
 //! connections; and `requests_sent` counts exactly the requests each
 //! operation of the Blob dialect makes (flush = Get Block List + Get Blob
-//! Properties + Put Block List).
+//! Properties + Put Block List). Against a scripted HTTP/1 server: a
+//! connection whose answer was not read to the end, or that the server
+//! closed, is never reused; idle connections close after the idle timeout;
+//! a refused connection says the request was not applied.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adls_rest::{
@@ -300,4 +305,267 @@ async fn requests_sent_counts_each_blob_request() {
     // Sequential requests share one connection; flushes send Get Block List
     // and Get Blob Properties at once, which (usually) takes a second one.
     assert!((1..=2).contains(&s.connections_opened), "{s:?}");
+}
+
+// ---------------------------------------------------------------------------
+// What the pool promises, against a scripted HTTP/1 server on 127.0.0.1 that
+// does exactly what each test needs (no Azurite: its timers are not ours).
+
+/// What the scripted server does with one request.
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    /// `200` with the body `ok`, connection kept open.
+    Ok,
+    /// `200` with the body `ok`, then the server closes the connection
+    /// (without `Connection: close`: the client must notice on its own).
+    OkThenClose,
+    /// Headers promising 100 bytes, 10 of them, then nothing more.
+    Stall,
+}
+
+/// A scripted server: the n-th request it reads (counted over all
+/// connections, from 0) gets `script(n)`.
+struct Scripted {
+    endpoint: String,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn scripted(script: fn(usize) -> Reply) -> Scripted {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind on loopback");
+    let port = listener.local_addr().expect("address").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_scripted(socket, requests.clone(), script));
+        }
+    });
+    Scripted {
+        endpoint: format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        accepted,
+        task,
+    }
+}
+
+async fn serve_scripted(
+    mut socket: tokio::net::TcpStream,
+    requests: Arc<AtomicUsize>,
+    script: fn(usize) -> Reply,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = Vec::new();
+    loop {
+        // one request: headers, then Content-Length bytes of body
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let body_len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + body_len {
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + body_len);
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        const OK: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nx-ms-request-id: scripted\r\n\r\nok";
+        match script(n) {
+            Reply::Ok => {
+                if socket.write_all(OK).await.is_err() {
+                    return;
+                }
+            }
+            Reply::OkThenClose => {
+                let _ = socket.write_all(OK).await;
+                return;
+            }
+            Reply::Stall => {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                    .await;
+                // hold the connection open, answer never finished
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+        }
+    }
+}
+
+fn scripted_client(endpoint: &str, options: adls_rest::TransportOptions) -> Client {
+    Client::builder(
+        Account::emulator(endpoint).expect("valid emulator URL"),
+        Credential::shared_key(AZURITE_KEY).expect("valid key"),
+    )
+    .transport_options(options)
+    .build()
+    .expect("client builds")
+}
+
+fn one_attempt() -> adls_rest::RetryPolicy {
+    adls_rest::RetryPolicy {
+        max_attempts: 1,
+        ..adls_tests::fast_retry()
+    }
+}
+
+async fn read_ok(client: &Client) -> Result<Bytes, adls_rest::Error> {
+    client
+        .filesystem("scripted")
+        .expect("valid name")
+        .file("f.txt")
+        .expect("valid path")
+        .read()
+        .await
+}
+
+#[tokio::test]
+async fn connection_whose_answer_was_not_read_to_the_end_is_not_reused() {
+    let server = scripted(|n| if n == 0 { Reply::Stall } else { Reply::Ok }).await;
+    let client = scripted_client(
+        &server.endpoint,
+        adls_rest::TransportOptions {
+            attempt_timeout: Duration::from_millis(300),
+            retry: one_attempt(),
+            ..Default::default()
+        },
+    );
+    let e = read_ok(&client).await.expect_err("the answer never ends");
+    assert_eq!(e.kind(), adls_rest::ErrorKind::Timeout, "{e}");
+    assert!(
+        e.may_have_been_applied(),
+        "the request went out, so it may have been applied: {e}"
+    );
+    let s = client.stats();
+    assert_eq!(
+        s.connections_open, 0,
+        "the half-read connection is closed: {s:?}"
+    );
+    assert_eq!(read_ok(&client).await.expect("second read").as_ref(), b"ok");
+    let s = client.stats();
+    assert_eq!(s.connections_opened, 2, "{s:?}");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn connection_the_server_closed_is_dropped_and_not_reused() {
+    let server = scripted(|n| {
+        if n == 0 {
+            Reply::OkThenClose
+        } else {
+            Reply::Ok
+        }
+    })
+    .await;
+    let client = scripted_client(
+        &server.endpoint,
+        adls_rest::TransportOptions {
+            pool_idle_timeout: Duration::from_secs(60),
+            retry: one_attempt(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(read_ok(&client).await.expect("first read").as_ref(), b"ok");
+    // nobody is using the idle connection: the pool still notices the close
+    let t0 = Instant::now();
+    while client.stats().connections_open > 0 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = client.stats();
+    assert_eq!(
+        s.connections_open, 0,
+        "the closed connection was dropped: {s:?}"
+    );
+    assert_eq!(read_ok(&client).await.expect("second read").as_ref(), b"ok");
+    let s = client.stats();
+    assert_eq!(s.connections_opened, 2, "{s:?}");
+    assert_eq!(s.retries, 0, "{s:?}");
+    assert_eq!(s.requests_sent, 2, "{s:?}");
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout_and_reused_before() {
+    let server = scripted(|_| Reply::Ok).await;
+    let client = scripted_client(
+        &server.endpoint,
+        adls_rest::TransportOptions {
+            pool_idle_timeout: Duration::from_millis(400),
+            ..Default::default()
+        },
+    );
+    for _ in 0..5 {
+        assert_eq!(read_ok(&client).await.expect("read").as_ref(), b"ok");
+    }
+    let s = client.stats();
+    assert_eq!(
+        s.connections_opened, 1,
+        "sequential requests share one connection: {s:?}"
+    );
+    assert_eq!(s.connections_open, 1, "{s:?}");
+    // the server keeps it open: only the pool's own timer closes it
+    let t0 = Instant::now();
+    while client.stats().connections_open > 0 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closed_after = t0.elapsed();
+    assert_eq!(client.stats().connections_open, 0, "{:?}", client.stats());
+    assert!(
+        closed_after >= Duration::from_millis(300),
+        "closed before its idle timeout: {closed_after:?}"
+    );
+    assert_eq!(
+        read_ok(&client).await.expect("read after idle").as_ref(),
+        b"ok"
+    );
+    let s = client.stats();
+    assert_eq!(s.connections_opened, 2, "{s:?}");
+    assert_eq!(s.retries, 0, "{s:?}");
+}
+
+#[tokio::test]
+async fn connection_refused_was_not_applied() {
+    // a port nobody listens on (bound, then released)
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("address").port()
+    };
+    let client = scripted_client(
+        &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        adls_rest::TransportOptions {
+            retry: adls_rest::RetryPolicy {
+                max_attempts: 2,
+                ..adls_tests::fast_retry()
+            },
+            ..Default::default()
+        },
+    );
+    let e = read_ok(&client).await.expect_err("nobody listens");
+    assert_eq!(e.kind(), adls_rest::ErrorKind::Connect, "{e}");
+    assert!(!e.may_have_been_applied(), "nothing was sent: {e}");
+    let s = client.stats();
+    assert_eq!((s.connections_opened, s.connections_open), (0, 0), "{s:?}");
 }

@@ -1,24 +1,23 @@
-//! The one place that touches sockets: a pooled hyper-util client over rustls
-//! (ring provider, webpki roots plus an optional extra root CA), with connect
-//! and per-attempt timeouts, an idle timeout below the server's keep-alive, a
-//! limit on requests in flight (which also bounds connections), counters, and
-//! the retry loop that stamps, signs and sends every attempt afresh.
+//! The one place that touches sockets: HTTP/1 connections of our own
+//! (`transport/pool.rs`, each driven in the task of the request that holds
+//! it) over plain TCP or rustls (ring provider, webpki roots plus an optional
+//! extra root CA), with connect and per-attempt timeouts, an idle timeout
+//! below the server's keep-alive, a limit on requests in flight (which also
+//! bounds connections), counters, and the retry loop that stamps, signs and
+//! sends every attempt afresh.
 
-use std::future::Future;
+mod pool;
+
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::credential::Credential;
@@ -29,8 +28,6 @@ use crate::sign;
 
 /// The `x-ms-version` sent on every request: accepted by Azure and by Azurite 3.35.
 pub const API_VERSION: &str = "2025-11-05";
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Transport settings.
 ///
@@ -97,10 +94,10 @@ pub struct TransportStats {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    connections_opened: AtomicU64,
-    connections_open: AtomicU64,
-    connections_peak: AtomicU64,
+pub(super) struct Counters {
+    pub(super) connections_opened: AtomicU64,
+    pub(super) connections_open: AtomicU64,
+    pub(super) connections_peak: AtomicU64,
     requests_sent: AtomicU64,
     retries: AtomicU64,
 }
@@ -134,7 +131,7 @@ pub(crate) struct Outcome {
 }
 
 pub(crate) struct Transport {
-    http: HyperClient<Counting, Full<Bytes>>,
+    pool: pool::Pool,
     in_flight: Arc<Semaphore>,
     counters: Arc<Counters>,
     options: TransportOptions,
@@ -156,18 +153,14 @@ impl Transport {
             .enable_http1()
             .wrap_connector(http);
         let counters = Arc::new(Counters::default());
-        let connector = Counting {
-            inner: https,
-            limit: Arc::new(Semaphore::new(options.max_in_flight)),
-            counters: counters.clone(),
-        };
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(options.max_in_flight)
-            .build(connector);
+        let pool = pool::Pool::new(
+            https,
+            options.max_in_flight,
+            options.pool_idle_timeout,
+            counters.clone(),
+        );
         Ok(Transport {
-            http,
+            pool,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight)),
             counters,
             options,
@@ -256,6 +249,7 @@ impl Transport {
                     }
                 }
             }
+            attempt_span.in_scope(|| tracing::trace!("attempt finished"));
             let err = match result {
                 Ok(resp) => {
                     return Outcome {
@@ -376,33 +370,16 @@ impl Transport {
             .map_err(|_| Error::new(ErrorKind::Connection, "client is shut down"))?;
         self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
         let is_head = req.method() == http::Method::HEAD;
-        let timeout = self.options.attempt_timeout;
-        let fut = async {
-            let resp = self.http.request(req).await.map_err(classify_hyper_error)?;
-            let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Connection,
-                        "connection failed while reading the answer",
-                    )
-                    .with_source(e)
-                })?
-                .to_bytes();
-            Ok::<_, Error>(Response {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+        let (key, req) = pool::origin_form(req)?;
+        let answer = self
+            .pool
+            .send(key, req, self.options.attempt_timeout)
+            .await?;
+        let resp = Response {
+            status: answer.parts.status,
+            headers: answer.parts.headers,
+            body: answer.body,
         };
-        let resp = tokio::time::timeout(timeout, fut).await.map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("no complete answer within {} ms", timeout.as_millis()),
-            )
-        })??;
         if resp.status.is_success() {
             return Ok(resp);
         }
@@ -500,22 +477,8 @@ fn json_error(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn classify_hyper_error(e: hyper_util::client::legacy::Error) -> Error {
-    if e.is_connect() {
-        if is_tls_failure(&e) {
-            return Error::new(ErrorKind::Tls, "TLS handshake failed").with_source(e);
-        }
-        return Error::new(ErrorKind::Connect, "could not connect").with_source(e);
-    }
-    Error::new(
-        ErrorKind::Connection,
-        "connection failed during the request",
-    )
-    .with_source(e)
-}
-
 /// Whether a rustls error (certificate, handshake) is somewhere in the chain.
-fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
         if c.is::<rustls::Error>() {
@@ -562,106 +525,6 @@ pub(crate) fn tls_config(extra_root_pem: Option<&[u8]>) -> Result<rustls::Client
         .map_err(|e| Error::config(format!("TLS configuration failed: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
-}
-
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// Wraps the connector: counts connections and holds one permit of the
-/// connection limit for as long as each connection lives.
-#[derive(Clone)]
-struct Counting {
-    inner: Https,
-    limit: Arc<Semaphore>,
-    counters: Arc<Counters>,
-}
-
-impl tower_service::Service<Uri> for Counting {
-    type Response = Counted;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        tower_service::Service::<Uri>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let limit = self.limit.clone();
-        let counters = self.counters.clone();
-        Box::pin(async move {
-            let permit = limit.acquire_owned().await?;
-            let io = tower_service::Service::<Uri>::call(&mut inner, uri).await?;
-            counters.connections_opened.fetch_add(1, Ordering::Relaxed);
-            let open = counters.connections_open.fetch_add(1, Ordering::Relaxed) + 1;
-            counters.connections_peak.fetch_max(open, Ordering::Relaxed);
-            tracing::debug!(host = ?io.connected().is_proxied(), "connection opened");
-            Ok(Counted {
-                io,
-                _permit: permit,
-                counters,
-            })
-        })
-    }
-}
-
-struct Counted {
-    io: hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>,
-    _permit: OwnedSemaphorePermit,
-    counters: Arc<Counters>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.counters
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Connection for Counted {
-    fn connected(&self) -> Connected {
-        self.io.connected()
-    }
-}
-
-impl hyper::rt::Read for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
 }
 
 #[cfg(test)]
