@@ -104,6 +104,21 @@ pub fn run(args: &[String]) -> Result {
     } else {
         None
     };
+    // polars (the readers' pinned venv) times the formats section's query
+    let readers_python = if wants("formats") {
+        match crate::python::ensure_venv(
+            &root.join("target/readers-venv"),
+            &root.join("xtask/readers/requirements.txt"),
+        ) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: no polars for the formats section's query times: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let azurite = if !(e2e || wants("verify")) {
         None
     } else {
@@ -127,6 +142,7 @@ pub fn run(args: &[String]) -> Result {
             &runner_args,
             azurite.as_ref(),
             python.as_deref(),
+            readers_python.as_deref(),
         )?)
     };
     drop(azurite);
@@ -161,6 +177,7 @@ fn run_runner(
     runner_args: &[String],
     azurite: Option<&Azurite>,
     python: Option<&Path>,
+    readers_python: Option<&Path>,
 ) -> Result<std::process::ExitStatus> {
     let bench_dir = root.join("xtask/bench");
     let out = root.join("target/bench");
@@ -177,6 +194,12 @@ fn run_runner(
             .arg(py)
             .arg("--peer")
             .arg(bench_dir.join("py/peer.py"));
+    }
+    if let Some(py) = readers_python {
+        cmd.arg("--readers-python")
+            .arg(py)
+            .arg("--formats-query")
+            .arg(bench_dir.join("py/formats_query.py"));
     }
     eprintln!("$ {cmd:?}");
     Ok(cmd

@@ -167,7 +167,11 @@ async fn e2e(args: &Args) -> Result<Value, String> {
                 crc64: true,
             },
             "none" => adls_rest::Checksums::default(),
-            other => return Err(format!("--checksums `{other}`: expected md5, crc64 or none")),
+            other => {
+                return Err(format!(
+                    "--checksums `{other}`: expected md5, crc64 or none"
+                ))
+            }
         };
     }
     let (verified, checksums) = (!cfg.unverified_for_benchmarks, cfg.checksums);

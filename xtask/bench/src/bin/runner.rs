@@ -7,7 +7,8 @@
 //! `cargo xtask bench [--quick]` builds it, starts Azurite and a venv for the
 //! Python peer, and calls it; by hand:
 //! `runner [--quick] [--soak] --out DIR [--azurite URL] [--python PATH --peer PATH]
-//! [--only sign,storage,e2e,verify,saturate,hotpath,soak] [--soak-seconds S]`.
+//! [--readers-python PATH --formats-query PATH]
+//! [--only sign,storage,e2e,verify,saturate,hotpath,formats,soak] [--soak-seconds S]`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use adls_bench::{arg, median, parse_args, rss_kib};
 use serde_json::{json, Value};
+
+#[path = "runner/formats.rs"]
+mod formats;
 
 type Res<T> = Result<T, String>;
 
@@ -37,6 +41,8 @@ struct Plan {
     hotpath_rate: f64,
     soak_s: f64,
     soak_rate: f64,
+    formats_rounds: usize,
+    formats_records: u64,
 }
 
 impl Plan {
@@ -58,6 +64,8 @@ impl Plan {
                 hotpath_rate: 20_000.0,
                 soak_s: 600.0,
                 soak_rate: 5_000.0,
+                formats_rounds: 1,
+                formats_records: 100_000,
             }
         } else {
             Plan {
@@ -77,6 +85,9 @@ impl Plan {
                 hotpath_rate: 20_000.0,
                 soak_s: 600.0,
                 soak_rate: 5_000.0,
+                formats_rounds: 3,
+                // one day of a busy gateway: ~12 requests/s
+                formats_records: 1_000_000,
             }
         }
     }
@@ -187,7 +198,9 @@ fn main() {
     let azurite: Option<String> = args.get("azurite").cloned();
     let python: Option<String> = args.get("python").cloned();
     let peer: Option<String> = args.get("peer").cloned();
-    let all = "sign,storage,e2e,verify,saturate,hotpath";
+    let readers_python: Option<String> = args.get("readers-python").cloned();
+    let formats_query: Option<String> = args.get("formats-query").cloned();
+    let all = "sign,storage,e2e,verify,saturate,hotpath,formats";
     let mut only: String = arg(&args, "only", all.to_string());
     if (!quick || args.contains_key("soak")) && !args.contains_key("only") {
         only.push_str(",soak");
@@ -227,6 +240,12 @@ fn main() {
             "saturate" => saturate(&ctx, &plan, &mut report),
             "hotpath" => hotpath(&ctx, &plan, &mut report),
             "soak" => soak(&ctx, &plan, &mut report),
+            "formats" => formats::formats(
+                &ctx,
+                &plan,
+                readers_python.as_deref().zip(formats_query.as_deref()),
+                &mut report,
+            ),
             other => Err(format!("unknown section `{other}`")),
         };
         if let Err(e) = r {
@@ -835,7 +854,12 @@ fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) ->
             }
         }
     }
-    runs_plan.push(("sink", "verified_readback", readback_sink.account_url(), vec![]));
+    runs_plan.push((
+        "sink",
+        "verified_readback",
+        readback_sink.account_url(),
+        vec![],
+    ));
     let mut runs = Vec::new();
     for round in 0..plan.verify_rounds {
         for k in 0..runs_plan.len() {
@@ -899,7 +923,10 @@ fn verify(ctx: &Ctx, plan: &Plan, azurite: Option<&str>, report: &mut Report) ->
             format!("verify_{v}_e2e_{t}_records_per_s"),
             rps,
             "records/s",
-            format!("{what}; {} records, batch layout, into {t}", plan.verify_records),
+            format!(
+                "{what}; {} records, batch layout, into {t}",
+                plan.verify_records
+            ),
         );
         let cpu: Vec<f64> = runs
             .iter()

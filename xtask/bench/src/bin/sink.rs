@@ -75,7 +75,10 @@ impl Blob {
     /// The committed content, if it was kept.
     fn content(&self) -> Option<Bytes> {
         if self.committed.is_empty() {
-            return self.body.clone().or_else(|| (self.len == 0).then(Bytes::new));
+            return self
+                .body
+                .clone()
+                .or_else(|| (self.len == 0).then(Bytes::new));
         }
         let mut out = Vec::with_capacity(self.len as usize);
         for (_, b) in &self.committed {
