@@ -24,6 +24,11 @@
 //! 8878), the name what they hold once decompressed. Parquet compresses
 //! inside the file (zstd pages).
 //!
+//! Memory: while a batch is encoded, it is held as NDJSON (at most
+//! `max_batch_bytes`), as Arrow columns for Parquet (about the same size:
+//! the same strings) and as the encoded file (smaller), once per upload in
+//! flight (`max_concurrent_uploads`), so the batch limits bound it.
+//!
 //! Concatenated gzip members and zstd frames are valid files, which is why
 //! the rolling layout may append one per batch; a Parquet file ends with its
 //! footer and cannot be appended to.
