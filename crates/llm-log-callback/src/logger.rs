@@ -325,10 +325,11 @@ impl Logger {
     /// under a short lock. Redaction, the `id` of a record without one and
     /// serialization happen in the batcher.
     ///
-    /// A record whose bound exceeds `max_batch_bytes` is the exception: it
-    /// is redacted and serialized here, so one that really is too large is
-    /// refused with [`LogError::RecordTooLarge`] now rather than dropped
-    /// later (the bound is never below the line: see `serialize.rs`).
+    /// A record large enough that its line might exceed `max_batch_bytes`
+    /// (its bound is above a sixth of it, 1.3 MiB by default) is the
+    /// exception: it is redacted and serialized here, so one that really is
+    /// too large is refused with [`LogError::RecordTooLarge`] now rather than
+    /// dropped later (see `serialize.rs` for the bound).
     ///
     /// `Err(QueueFull)` means the record was accepted and dropped (counted in
     /// `dropped.queue_full`); other errors mean it was refused (`rejected`).
@@ -487,15 +488,16 @@ impl Logger {
     }
 
     /// The queue entry of a record for `log`: the record itself, counted at
-    /// the bound of its line; or, when that bound exceeds the record limit,
-    /// its line made here (see [`Logger::log`]). Refusals are counted by the
+    /// the bound of its line; or, when that line might exceed the record
+    /// limit, the line made here (see [`Logger::log`]). Refusals are counted by the
     /// caller.
     fn hand_off(&self, record: LogRecord) -> Result<Entry, LogError> {
         if self.shared.queue.is_closed() {
             return Err(LogError::ShutDown);
         }
         let bytes = serialize::line_bound(&record, &self.shared.redaction);
-        if bytes > self.shared.max_record_bytes {
+        if bytes > self.shared.max_record_bytes / serialize::ESCAPE_FACTOR {
+            // its line may exceed the limit: find out here, so the caller hears it
             return self.prepare(record);
         }
         Ok(Entry {
