@@ -219,13 +219,14 @@ impl Queue {
     /// queue fits (the usual case), so producers are not kept waiting while
     /// thousands of entries move.
     pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
-        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut spare = Some(spare);
+        // the queue goes on in the spare buffer (already allocated), so
+        // producers never grow a buffer from nothing; the rest of the queue
+        // beyond what is taken (usually a few entries) moves into it
+        let mut fresh = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
         let mut taken = {
             let mut s = self.lock();
-            if s.items.len() <= max_records && s.bytes <= max_bytes {
-                s.bytes = 0;
-                std::mem::replace(&mut s.items, spare.take().unwrap_or_default())
+            let (n, bytes) = if s.items.len() <= max_records && s.bytes <= max_bytes {
+                (s.items.len(), s.bytes)
             } else {
                 let mut n = 0;
                 let mut bytes = 0;
@@ -236,22 +237,22 @@ impl Queue {
                     bytes += e.bytes;
                     n += 1;
                 }
-                s.bytes -= bytes;
-                let rest = s.items.split_off(n);
-                std::mem::replace(&mut s.items, rest)
-            }
+                (n, bytes)
+            };
+            s.bytes -= bytes;
+            fresh.extend(s.items.drain(n..));
+            std::mem::replace(&mut s.items, fresh)
         };
         let n = taken.len();
         out.extend(taken.drain(..));
         if n > 0 {
             self.room.notify_waiters();
         }
-        // keep the emptier buffer as the spare, up to what a batch needs
-        let mut keep = spare.unwrap_or(taken);
-        if keep.capacity() > 2 * self.wake_records {
-            keep.shrink_to(self.wake_records);
+        // the emptied buffer is the next spare, up to twice what a batch needs
+        if taken.capacity() > 2 * self.wake_records {
+            taken.shrink_to(self.wake_records);
         }
-        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = keep;
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = taken;
         n
     }
 
