@@ -1,7 +1,8 @@
 //! The batcher: the one task that takes records off the queue, cuts batches
 //! (max records, max bytes or max age, whichever comes first), and dispatches
 //! them to uploads (bounded in flight) or, in the rolling layout, to the one
-//! writer of the current file. It also turns overflow records into spill
+//! writer of the current file. Records `log` handed over are serialized
+//! here, as a batch is dispatched (`serialize::to_lines`). It also turns overflow records into spill
 //! files and runs flush and shutdown.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use crate::layout::{window_start, Layout, LayoutMode};
 use crate::logger::Shared;
 use crate::metrics::{Counters, DropReason};
 use crate::queue::Entry;
+use crate::serialize::to_lines;
 use crate::uploader::{wait_true, Batch, Create, Delivered, Target, Uploader};
 use md5::Digest as _;
 
@@ -155,7 +157,7 @@ impl Batcher {
     ) {
         loop {
             self.spill_overflow().await;
-            let bytes: usize = pending.iter().map(|e| e.line.len()).sum();
+            let bytes: usize = pending.iter().map(|e| e.bytes).sum();
             let room_records = self.config.max_batch_records.saturating_sub(pending.len());
             let room_bytes = self.config.max_batch_bytes.saturating_sub(bytes);
             self.shared.queue.take(room_records, room_bytes, pending);
@@ -192,6 +194,10 @@ impl Batcher {
         uploads: &mut JoinSet<()>,
         rolling: &Option<mpsc::Sender<RollingMsg>>,
     ) {
+        let entries = to_lines(&self.shared, entries).await;
+        if entries.is_empty() {
+            return;
+        }
         let records = entries.len() as u64;
         let target = self.next_target(&entries);
         let (raw, journal) = concat(entries);
@@ -255,6 +261,10 @@ impl Batcher {
             vec![entries]
         };
         for group in groups {
+            let group = to_lines(&self.shared, group).await;
+            if group.is_empty() {
+                continue;
+            }
             let records = group.len() as u64;
             let target = self.next_target(&group);
             let (raw, journal) = concat(group);
@@ -275,12 +285,16 @@ impl Batcher {
     }
 }
 
-/// The entries' lines in one buffer, and where journaled ones sit in the journal.
+/// The entries' lines in one buffer, and where journaled ones sit in the
+/// journal. Every entry is a line by now (`serialize::to_lines`).
 fn concat(entries: Vec<Entry>) -> (Vec<u8>, Vec<JournalRef>) {
-    let mut buf = Vec::with_capacity(entries.iter().map(|e| e.line.len()).sum());
+    let mut buf = Vec::with_capacity(entries.iter().map(|e| e.bytes).sum());
     let mut journal = Vec::new();
     for e in entries {
-        buf.extend_from_slice(&e.line);
+        match e.as_line() {
+            Some(line) => buf.extend_from_slice(line),
+            None => tracing::error!("a record reached a batch unserialized (a bug); left out"),
+        }
         journal.extend(e.journal);
     }
     (buf, journal)

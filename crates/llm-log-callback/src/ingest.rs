@@ -218,7 +218,19 @@ impl Logger {
             return Err(IngestError::ShutDown);
         };
         let accepted = keep.len();
-        let lines: Vec<&[u8]> = keep.iter().map(|e| &e.line[..]).collect();
+        // `json_entry` makes every entry a line (the journal keeps text)
+        let Some(lines) = keep
+            .iter()
+            .map(Entry::as_line)
+            .collect::<Option<Vec<&[u8]>>>()
+        else {
+            tracing::error!(
+                "an ingested record reached the journal unserialized (a bug); answering busy"
+            );
+            return Err(IngestError::Busy {
+                retry_after: Duration::from_secs(1),
+            });
+        };
         match journal.append(&lines).await {
             Ok(first) => {
                 for (i, e) in keep.iter_mut().enumerate() {
@@ -278,7 +290,7 @@ impl Logger {
             keep.push(entry);
         }
         let accepted = keep.len();
-        let bytes: usize = keep.iter().map(|e| e.line.len()).sum();
+        let bytes: usize = keep.iter().map(|e| e.bytes).sum();
         if !self.shared.queue.could_hold(accepted, bytes) {
             Counters::add(&self.shared.counters.rejected, ids.len() as u64);
             return Err(IngestError::GroupTooLarge {

@@ -3,10 +3,10 @@
 //! a record it accepted.
 //!
 //! A gateway hands [`Logger::log`] one [`LogRecord`] per LLM request (LiteLLM's
-//! `StandardLoggingPayload` shape). The call never blocks: the record is
-//! redacted and serialized to one NDJSON line on the caller's thread and put
-//! on a bounded queue. One background task cuts batches (by records, bytes or
-//! age), writes each as create-new → append → flush with bounded concurrency,
+//! `StandardLoggingPayload` shape). The call never blocks: it bounds the size
+//! of the record's NDJSON line and puts the record on a bounded queue. One
+//! background task cuts batches (by records, bytes or age), redacts and
+//! serializes their records, writes each as create-new → append → flush with bounded concurrency,
 //! retries, spills to disk when storage stays down, and replays spills when it
 //! is back. Every accepted record ends in exactly one of written, spilled or
 //! dropped (with a reason): see [`Metrics`].
@@ -43,6 +43,7 @@ pub mod record;
 pub mod redact;
 mod replay;
 mod scan;
+mod serialize;
 pub mod spill;
 pub mod uploader;
 

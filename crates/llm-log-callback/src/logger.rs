@@ -1,6 +1,7 @@
-//! [`Logger`]: the handle a gateway holds. `log` serializes the record on the
-//! caller's thread and queues it without awaiting; one background batcher
-//! writes batches through one reused `adls-rest` client.
+//! [`Logger`]: the handle a gateway holds. `log` is a hand-off: it bounds
+//! the record's size, queues the record as it is and returns; the batcher
+//! redacts and serializes it (`serialize.rs`), then writes batches through
+//! one reused `adls-rest` client.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,11 @@ use crate::ingest::Dedup;
 use crate::journal::{Journal, Recovered};
 use crate::layout::{Layout, LayoutMode};
 use crate::metrics::{Counters, DropReason, Metrics};
-use crate::queue::{Entry, PushError, Queue};
+use crate::queue::{Entry, Payload, PushError, Queue};
 use crate::record::{Field, LogRecord};
 use crate::redact::{ContentPolicy, Redaction};
 use crate::scan;
+use crate::serialize::{self, LineError};
 use crate::spill::SpillDir;
 use crate::uploader::Uploader;
 
@@ -32,9 +34,11 @@ pub(crate) struct Shared {
     overflow: Mutex<(Vec<Entry>, usize)>,
     overflow_max_bytes: usize,
     policy: OverflowPolicy,
-    redaction: Redaction,
-    max_record_bytes: usize,
-    keep_ids: bool,
+    pub redaction: Redaction,
+    /// A line may be at most this long (`max_batch_bytes`).
+    pub max_record_bytes: usize,
+    /// Whether entries keep their record's id (the layout names files by id).
+    pub keep_ids: bool,
     /// Ids taken by `ingest` recently (its deduplication window).
     pub dedup: Mutex<Dedup>,
     /// Where `ingest` makes records durable before it returns.
@@ -74,12 +78,8 @@ impl Shared {
                     dedup.insert(id.clone(), now.checked_sub(age).unwrap_or(now));
                 }
                 if r.pending {
-                    entries.push(Entry {
-                        line: r.line,
-                        id: if self.keep_ids { id } else { None },
-                        accepted_at: now,
-                        journal: Some(r.at),
-                    });
+                    let id = if self.keep_ids { id } else { None };
+                    entries.push(Entry::line(r.line, id, now, Some(r.at)));
                 }
             }
         }
@@ -314,13 +314,22 @@ impl Logger {
         })
     }
 
-    /// Queues a record. Never blocks and never awaits: redaction and
-    /// serialization run on the caller's thread, then a short lock.
+    /// Queues a record. Never blocks, never awaits and, in the steady state,
+    /// never allocates: the caller's thread takes the record, bounds the
+    /// size of the line it will become (one pass over it) and pushes it
+    /// under a short lock. Redaction, the `id` of a record without one and
+    /// serialization happen in the batcher.
+    ///
+    /// A record large enough that its line might exceed `max_batch_bytes`
+    /// (its bound is above a sixth of it, 1.3 MiB by default) is the
+    /// exception: it is redacted and serialized here, so one that really is
+    /// too large is refused with [`LogError::RecordTooLarge`] now rather than
+    /// dropped later (see `serialize.rs` for the bound).
     ///
     /// `Err(QueueFull)` means the record was accepted and dropped (counted in
     /// `dropped.queue_full`); other errors mean it was refused (`rejected`).
     pub fn log(&self, record: LogRecord) -> Result<(), LogError> {
-        let entry = self.prepare(record).map_err(|e| self.reject(e))?;
+        let entry = self.hand_off(record).map_err(|e| self.reject(e))?;
         self.push(entry)
     }
 
@@ -434,7 +443,7 @@ impl Logger {
     /// Like [`Logger::log`], but when the queue is full waits for room
     /// instead of applying the overflow policy.
     pub async fn log_async(&self, record: LogRecord) -> Result<(), LogError> {
-        let mut entry = self.prepare(record).map_err(|e| self.reject(e))?;
+        let mut entry = self.hand_off(record).map_err(|e| self.reject(e))?;
         loop {
             let room = self.shared.queue.room.notified();
             tokio::pin!(room);
@@ -470,28 +479,49 @@ impl Logger {
                 limit: self.shared.max_record_bytes,
             });
         }
+        Ok(Entry::line(line, id, Instant::now(), None))
+    }
+
+    /// The queue entry of a record for `log`: the record itself, counted at
+    /// the bound of its line; or, when that line might exceed the record
+    /// limit, the line made here (see [`Logger::log`]). Refusals are counted by the
+    /// caller.
+    fn hand_off(&self, record: LogRecord) -> Result<Entry, LogError> {
+        if self.shared.queue.is_closed() {
+            return Err(LogError::ShutDown);
+        }
+        let bytes = serialize::line_bound(&record, &self.shared.redaction);
+        if bytes > self.shared.max_record_bytes / serialize::ESCAPE_FACTOR {
+            // its line may exceed the limit: find out here, so the caller hears it
+            return self.prepare(record);
+        }
         Ok(Entry {
-            line,
-            id,
+            payload: Payload::Record(record),
+            bytes,
+            id: None,
             accepted_at: Instant::now(),
             journal: None,
         })
     }
 
-    /// The queue entry of a record: redacted, serialized. Refusals are
-    /// counted by the caller.
-    fn prepare(&self, mut record: LogRecord) -> Result<Entry, LogError> {
+    /// The queue entry of a record, redacted and serialized on this thread
+    /// (the text paths, and `log`'s records that may be too large).
+    /// Refusals are counted by the caller.
+    fn prepare(&self, record: LogRecord) -> Result<Entry, LogError> {
         if self.shared.queue.is_closed() {
             return Err(LogError::ShutDown);
         }
-        self.shared.redaction.apply(&mut record);
-        let id = record.ensure_id();
-        let id = self.shared.keep_ids.then(|| id.to_string());
-        // one allocation for a typical record; grows for large ones
-        let mut line = Vec::with_capacity(2048);
-        serde_json::to_writer(&mut line, &record)
-            .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
-        self.entry(line, id)
+        let (line, id) = serialize::line(
+            record,
+            &self.shared.redaction,
+            self.shared.max_record_bytes,
+            self.shared.keep_ids,
+        )
+        .map_err(|e| match e {
+            LineError::TooLarge { bytes, limit } => LogError::RecordTooLarge { bytes, limit },
+            LineError::Serialize(why) => LogError::InvalidRecord(why),
+        })?;
+        Ok(Entry::line(line, id, Instant::now(), None))
     }
 
     fn push(&self, entry: Entry) -> Result<(), LogError> {
@@ -510,8 +540,8 @@ impl Logger {
                         .overflow
                         .lock()
                         .unwrap_or_else(|p| p.into_inner());
-                    if o.1 + e.line.len() <= self.shared.overflow_max_bytes {
-                        o.1 += e.line.len();
+                    if o.1 + e.bytes <= self.shared.overflow_max_bytes {
+                        o.1 += e.bytes;
                         o.0.push(e);
                         drop(o);
                         self.shared.queue.arrived.notify_one();

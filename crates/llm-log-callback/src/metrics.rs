@@ -21,6 +21,13 @@ pub enum DropReason {
     /// Storage refused the batch for good (a 4xx no retry changes, a
     /// configuration error) and there is no spill directory to dead-letter it in.
     Rejected,
+    /// Accepted by `log`, then found larger than `max_batch_bytes` once
+    /// redacted and serialized in the batcher (the bound `log` checks makes
+    /// this a bug guard: a record that may be too large is serialized and
+    /// refused on the caller's thread).
+    TooLarge,
+    /// Accepted by `log`, then refused by the serializer in the batcher (a bug guard).
+    Unserializable,
 }
 
 impl DropReason {
@@ -32,6 +39,8 @@ impl DropReason {
             DropReason::SpillFailed => "spill_failed",
             DropReason::Shutdown => "shutdown",
             DropReason::Rejected => "rejected",
+            DropReason::TooLarge => "too_large",
+            DropReason::Unserializable => "unserializable",
         }
     }
 }
@@ -49,12 +58,22 @@ pub struct Dropped {
     pub shutdown: u64,
     /// Refused by storage for good, spilling off.
     pub rejected: u64,
+    /// Larger than `max_batch_bytes` once serialized in the batcher.
+    pub too_large: u64,
+    /// The serializer refused it in the batcher.
+    pub unserializable: u64,
 }
 
 impl Dropped {
     /// All dropped records.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.upload_failed + self.spill_failed + self.shutdown + self.rejected
+        self.queue_full
+            + self.upload_failed
+            + self.spill_failed
+            + self.shutdown
+            + self.rejected
+            + self.too_large
+            + self.unserializable
     }
 }
 
@@ -183,6 +202,8 @@ pub(crate) struct Counters {
     pub dropped_spill_failed: AtomicU64,
     pub dropped_shutdown: AtomicU64,
     pub dropped_rejected: AtomicU64,
+    pub dropped_too_large: AtomicU64,
+    pub dropped_unserializable: AtomicU64,
     latencies: Mutex<Histogram>,
 }
 
@@ -202,6 +223,8 @@ impl Counters {
             DropReason::SpillFailed => &self.dropped_spill_failed,
             DropReason::Shutdown => &self.dropped_shutdown,
             DropReason::Rejected => &self.dropped_rejected,
+            DropReason::TooLarge => &self.dropped_too_large,
+            DropReason::Unserializable => &self.dropped_unserializable,
         };
         Self::add(c, n);
     }
@@ -220,6 +243,8 @@ impl Counters {
             spill_failed: Self::get(&self.dropped_spill_failed),
             shutdown: Self::get(&self.dropped_shutdown),
             rejected: Self::get(&self.dropped_rejected),
+            too_large: Self::get(&self.dropped_too_large),
+            unserializable: Self::get(&self.dropped_unserializable),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The bounded queue between the gateway's threads and the batcher: bounded
 //! by records and by bytes, never awaited on the hot path (a short
 //! `std::sync::Mutex` section), with wake-ups for the batcher and for
-//! producers waiting for room.
+//! producers waiting for room. A push never allocates in the steady state:
+//! the batcher hands the buffer it emptied back as the next one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,15 +11,63 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-/// One serialized record (an NDJSON line, newline included).
+use crate::record::LogRecord;
+
+/// What a queue entry holds.
+///
+/// A record is held inline, not boxed: a box would be an allocation on the
+/// caller's thread, which `log` does not make. So every slot is as large as
+/// a record (`size_of::<Entry>()`, about 720 bytes), lines' slots too; the
+/// queue's record bound bounds them.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// A serialized record: one NDJSON line, newline included.
+    Line(Vec<u8>),
+    /// A record as `Logger::log` took it; the batcher redacts and serializes
+    /// it (`serialize::to_lines`).
+    Record(LogRecord),
+}
+
+/// One record in the queue.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub line: Vec<u8>,
+    pub payload: Payload,
+    /// What it counts for in the queue's byte bound and a batch's size: a
+    /// line's length, or for a record an upper bound of the line it becomes
+    /// (`serialize::line_bound`).
+    pub bytes: usize,
     /// The record id, kept only where the layout names files by id.
     pub id: Option<String>,
     pub accepted_at: Instant,
     /// Where `ingest` journaled it, if it did.
     pub journal: Option<crate::journal::JournalRef>,
+}
+
+impl Entry {
+    /// An entry of one serialized line.
+    pub fn line(
+        line: Vec<u8>,
+        id: Option<String>,
+        accepted_at: Instant,
+        journal: Option<crate::journal::JournalRef>,
+    ) -> Entry {
+        Entry {
+            bytes: line.len(),
+            payload: Payload::Line(line),
+            id,
+            accepted_at,
+            journal,
+        }
+    }
+
+    /// The serialized line, if it is one.
+    pub fn as_line(&self) -> Option<&[u8]> {
+        match &self.payload {
+            Payload::Line(l) => Some(l),
+            Payload::Record(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -28,7 +77,9 @@ struct State {
     closed: bool,
 }
 
-/// Why a push was refused.
+/// Why a push was refused (a full queue hands the entry back, inline, as
+/// `Payload` explains).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum PushError {
     Full(Entry),
@@ -38,6 +89,10 @@ pub(crate) enum PushError {
 #[derive(Debug)]
 pub(crate) struct Queue {
     state: Mutex<State>,
+    /// An empty buffer with capacity, swapped in when the batcher takes the
+    /// whole queue, so producers refill memory already allocated (and
+    /// touched) instead of growing a new buffer from nothing.
+    spare: Mutex<VecDeque<Entry>>,
     /// Mirrors `State::closed`, readable without the lock.
     closed: AtomicBool,
     max_records: usize,
@@ -64,6 +119,7 @@ impl Queue {
     ) -> Self {
         Queue {
             state: Mutex::new(State::default()),
+            spare: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
             max_records,
             max_bytes,
@@ -79,6 +135,7 @@ impl Queue {
     }
 
     /// Adds `e` if it fits; never blocks beyond the short lock.
+    #[allow(clippy::result_large_err)] // the entry comes back inline (see `PushError`)
     pub fn try_push(&self, e: Entry) -> Result<(), PushError> {
         let wake = {
             let mut s = self.lock();
@@ -86,12 +143,12 @@ impl Queue {
                 return Err(PushError::Closed);
             }
             let fits = s.items.len() < self.max_records
-                && (s.bytes + e.line.len() <= self.max_bytes || s.items.is_empty());
+                && (s.bytes + e.bytes <= self.max_bytes || s.items.is_empty());
             if !fits {
                 return Err(PushError::Full(e));
             }
             let before = s.bytes;
-            s.bytes += e.line.len();
+            s.bytes += e.bytes;
             s.items.push_back(e);
             let n = s.items.len();
             n == 1
@@ -122,7 +179,7 @@ impl Queue {
         if entries.is_empty() {
             return Ok(());
         }
-        let bytes: usize = entries.iter().map(|e| e.line.len()).sum();
+        let bytes: usize = entries.iter().map(|e| e.bytes).sum();
         {
             let mut s = self.lock();
             if s.closed {
@@ -147,7 +204,7 @@ impl Queue {
         if entries.is_empty() {
             return;
         }
-        let bytes: usize = entries.iter().map(|e| e.line.len()).sum();
+        let bytes: usize = entries.iter().map(|e| e.bytes).sum();
         {
             let mut s = self.lock();
             s.bytes += bytes;
@@ -162,31 +219,40 @@ impl Queue {
     /// queue fits (the usual case), so producers are not kept waiting while
     /// thousands of entries move.
     pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
-        let taken = {
+        // the queue goes on in the spare buffer (already allocated), so
+        // producers never grow a buffer from nothing; the rest of the queue
+        // beyond what is taken (usually a few entries) moves into it
+        let mut fresh = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut taken = {
             let mut s = self.lock();
-            if s.items.len() <= max_records && s.bytes <= max_bytes {
-                s.bytes = 0;
-                std::mem::take(&mut s.items)
+            let (n, bytes) = if s.items.len() <= max_records && s.bytes <= max_bytes {
+                (s.items.len(), s.bytes)
             } else {
                 let mut n = 0;
                 let mut bytes = 0;
                 for e in s.items.iter().take(max_records) {
-                    if bytes + e.line.len() > max_bytes {
+                    if bytes + e.bytes > max_bytes {
                         break;
                     }
-                    bytes += e.line.len();
+                    bytes += e.bytes;
                     n += 1;
                 }
-                s.bytes -= bytes;
-                let rest = s.items.split_off(n);
-                std::mem::replace(&mut s.items, rest)
-            }
+                (n, bytes)
+            };
+            s.bytes -= bytes;
+            fresh.extend(s.items.drain(n..));
+            std::mem::replace(&mut s.items, fresh)
         };
         let n = taken.len();
-        out.extend(taken);
+        out.extend(taken.drain(..));
         if n > 0 {
             self.room.notify_waiters();
         }
+        // the emptied buffer is the next spare, up to twice what a batch needs
+        if taken.capacity() > 2 * self.wake_records {
+            taken.shrink_to(self.wake_records);
+        }
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = taken;
         n
     }
 
@@ -218,12 +284,7 @@ mod tests {
     use super::*;
 
     fn entry(n: usize) -> Entry {
-        Entry {
-            journal: None,
-            line: vec![b'x'; n],
-            id: None,
-            accepted_at: Instant::now(),
-        }
+        Entry::line(vec![b'x'; n], None, Instant::now(), None)
     }
 
     #[test]

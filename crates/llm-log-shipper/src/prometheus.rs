@@ -185,6 +185,8 @@ pub fn render(m: &Metrics, s: &ServerSnapshot, ready: Option<bool>) -> String {
         ("spill_failed", d.spill_failed),
         ("shutdown", d.shutdown),
         ("rejected", d.rejected),
+        ("too_large", d.too_large),
+        ("unserializable", d.unserializable),
     ] {
         let _ = writeln!(
             out,

@@ -480,3 +480,44 @@ async fn dropping_the_last_handle_stops_the_tasks() {
     assert_eq!(spilled_records(&dir).len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `log` hands the record over as it is: the queue counts it at its line's
+/// bound, and the batcher redacts it, gives it an id and serializes it.
+#[tokio::test(flavor = "current_thread")]
+async fn log_hands_the_record_to_the_batcher_which_redacts_and_serializes_it() {
+    let dir = temp_dir("handoff");
+    let redaction = Redaction {
+        content: ContentPolicy::Hash,
+        ..Redaction::default()
+    };
+    let logger = spilling(
+        &dir,
+        Config {
+            redaction: redaction.clone(),
+            max_batch_age: Duration::from_secs(60),
+            ..Config::default()
+        },
+    )
+    .await;
+    let record = LogRecord::from_value(serde_json::json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "my card is 4111 1111 1111 1111"}],
+        "metadata": {"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="},
+    }))
+    .expect("record");
+    let bound = serialize::line_bound(&record, &redaction);
+    logger.log(record).expect("accepted");
+    let m = logger.metrics();
+    assert_eq!((m.accepted, m.queue_records), (1, 1));
+    assert_eq!(m.queue_bytes, bound as u64, "queued at its bound");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.metrics.spilled, 1, "{:?}", r.metrics);
+    let lines = spilled_lines(&dir);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].len() < bound, "{} vs {bound}", lines[0].len());
+    let v: Value = serde_json::from_str(&lines[0]).expect("json");
+    assert_eq!(v["id"].as_str().map(str::len), Some(36), "an id was given");
+    assert_eq!(v["messages"]["redacted"], true);
+    assert!(!lines[0].contains("4111") && !lines[0].contains("iVBOR"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

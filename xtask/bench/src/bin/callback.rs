@@ -14,7 +14,11 @@
 //! - `callback hotpath --endpoint URL [--seconds S] [--rate R]`: 4 producer
 //!   threads at R records/s in all; each `log()` call (record built before
 //!   timing) is timed and its allocations counted, while uploads run. The
-//!   same for `log_json` (the pre-serialized input path).
+//!   same for `log_json` (the pre-serialized input path), then for the peers
+//!   under the same load and the same records: the OpenTelemetry SDK's
+//!   `Logger::emit` (the record as a map body, built before timing; the batch
+//!   processor; an exporter that discards) and `tracing_appender::non_blocking`
+//!   (the record's NDJSON line, formatted before timing, into `io::sink()`).
 //! - `callback soak --endpoint URL [--seconds S] [--rate R]`: R records/s
 //!   for S seconds (the runner samples this process's RSS).
 //!
@@ -503,12 +507,16 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
     };
     let report = rt.block_on(logger.shutdown(Duration::from_secs(30)));
     let m = report.metrics;
+    let otel = otel_emit(seconds, rate);
+    let appender = non_blocking_write(seconds, rate, &texts);
     Ok(json!({
         "scenario": "hotpath",
         "rate": rate,
         "seconds": seconds,
         "log": summarize(log),
         "log_json": summarize(json_path),
+        "otel": otel?,
+        "tracing_appender": appender?,
         "record_clone_ns": clone_ns,
         "cpu_s_log_phase": cpu_log.as_secs_f64(),
         "written": m.written,
@@ -516,6 +524,134 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         "complete": report.complete,
         "metrics": metrics_json(&m),
     }))
+}
+
+/// `serde_json` → OpenTelemetry's `AnyValue` (a `null` has no `AnyValue`:
+/// such map entries are left out, as OpenTelemetry's log bridges do).
+fn any_value(v: &Value) -> Option<opentelemetry::logs::AnyValue> {
+    use opentelemetry::logs::AnyValue;
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => AnyValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AnyValue::Int(i),
+            None => AnyValue::Double(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => AnyValue::String(s.clone().into()),
+        Value::Array(a) => AnyValue::ListAny(Box::new(a.iter().filter_map(any_value).collect())),
+        Value::Object(o) => AnyValue::Map(Box::new(
+            o.iter()
+                .filter_map(|(k, v)| Some((opentelemetry::Key::new(k.clone()), any_value(v)?)))
+                .collect(),
+        )),
+    })
+}
+
+/// An OpenTelemetry log exporter that discards every batch.
+#[derive(Debug)]
+struct Discard;
+
+impl opentelemetry_sdk::logs::LogExporter for Discard {
+    async fn export(
+        &self,
+        _batch: opentelemetry_sdk::logs::LogBatch<'_>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The OpenTelemetry Rust SDK under the same load: `Logger::emit` of the
+/// same records (as a map body, with severity and timestamp, built and
+/// cloned before timing as ours are), through its `BatchLogProcessor`
+/// (its own thread; queue raised to 65 536 so nothing is dropped at this
+/// rate) into an exporter that discards.
+fn otel_emit(seconds: f64, rate: f64) -> Result<Value, String> {
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+    use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
+    let processor = BatchLogProcessor::builder(Discard)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(65_536)
+                .build(),
+        )
+        .build();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(processor)
+        .build();
+    let logger = Arc::new(provider.logger("llm-gateway"));
+    let rings: Arc<Vec<Vec<opentelemetry_sdk::logs::SdkLogRecord>>> = Arc::new(
+        (0..4)
+            .map(|p| {
+                (0..1024)
+                    .map(|i| {
+                        let mut r = logger.create_log_record();
+                        r.set_event_name("llm_request");
+                        r.set_severity_number(Severity::Info);
+                        r.set_timestamp(std::time::SystemTime::now());
+                        if let Some(body) = any_value(&gateway_record(p, i)) {
+                            r.set_body(body);
+                        }
+                        r
+                    })
+                    .collect()
+            })
+            .collect(),
+    );
+    let samples = {
+        let logger = logger.clone();
+        paced(seconds, rate, usize::MAX, move |p, i| {
+            let ring = &rings[p as usize];
+            let record = ring[i as usize % ring.len()].clone();
+            let (a0, b0) = allocs();
+            let t = Instant::now();
+            logger.emit(record);
+            let ns = t.elapsed().as_nanos() as u32;
+            let (a1, b1) = allocs();
+            (ns, a1 - a0, b1 - b0, true)
+        })
+    };
+    provider.shutdown().map_err(|e| e.to_string())?;
+    Ok(summarize(samples))
+}
+
+/// `tracing_appender::non_blocking` under the same load: each producer
+/// writes the record's NDJSON line (formatted before timing) to its clone of
+/// the `NonBlocking` writer; the worker thread writes into `io::sink()`.
+/// Defaults otherwise (lossy, 128 000 buffered lines).
+fn non_blocking_write(
+    seconds: f64,
+    rate: f64,
+    texts: &Arc<Vec<Vec<String>>>,
+) -> Result<Value, String> {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::sink());
+    let lines: Arc<Vec<Vec<String>>> = Arc::new(
+        texts
+            .iter()
+            .map(|ring| ring.iter().map(|t| format!("{t}\n")).collect())
+            .collect(),
+    );
+    let writers: Arc<Vec<std::sync::Mutex<tracing_appender::non_blocking::NonBlocking>>> = Arc::new(
+        (0..4)
+            .map(|_| std::sync::Mutex::new(writer.clone()))
+            .collect(),
+    );
+    let samples = paced(seconds, rate, usize::MAX, move |p, i| {
+        use std::io::Write as _;
+        let ring = &lines[p as usize];
+        let line = ring[i as usize % ring.len()].as_bytes();
+        // one writer per producer thread: the lock is never contended
+        let mut w = writers[p as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (a0, b0) = allocs();
+        let t = Instant::now();
+        let ok = w.write_all(line).is_ok();
+        let ns = t.elapsed().as_nanos() as u32;
+        let (a1, b1) = allocs();
+        (ns, a1 - a0, b1 - b0, ok)
+    });
+    drop(guard);
+    Ok(summarize(samples))
 }
 
 /// A steady rate for a long time; the runner samples our RSS.
