@@ -194,6 +194,11 @@ impl Batcher {
         uploads: &mut JoinSet<()>,
         rolling: &Option<mpsc::Sender<RollingMsg>>,
     ) {
+        if rolling.is_none() && self.config.layout == LayoutMode::PerBatch {
+            return self.dispatch_upload(entries, permits, uploads).await;
+        }
+        // per record (the path needs the id `to_lines` may give) and rolling
+        // (one writer, in order): made lines here
         let entries = to_lines(&self.shared, entries).await;
         if entries.is_empty() {
             return;
@@ -245,6 +250,55 @@ impl Batcher {
             counters
                 .in_flight
                 .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    /// A batch of the per-batch layout: its records are made lines, encoded
+    /// and written inside its upload task, so batches are serialized in
+    /// parallel (up to `max_concurrent_uploads`), not one after another on
+    /// the batcher. The path needs no record id, so it is named here.
+    async fn dispatch_upload(
+        &mut self,
+        entries: Vec<Entry>,
+        permits: &Arc<Semaphore>,
+        uploads: &mut JoinSet<()>,
+    ) {
+        if entries.is_empty() {
+            return;
+        }
+        let taken = entries.len() as u64;
+        let target = self.next_target(&entries);
+        Counters::add(&self.shared.counters.in_flight, taken);
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let uploader = self.uploader.clone();
+        uploads.spawn(async move {
+            // a record that cannot be made a line is counted as dropped
+            // (with its reason) by `to_lines`
+            let entries = to_lines(&shared, entries).await;
+            if !entries.is_empty() {
+                let records = entries.len() as u64;
+                let (raw, journal) = concat(entries);
+                let raw_bytes = raw.len() as u64;
+                let (target, payload) = encode(target, raw).await;
+                uploader
+                    .deliver(Batch {
+                        target,
+                        payload,
+                        records,
+                        raw_bytes,
+                        journal,
+                        inflight: None,
+                    })
+                    .await;
+            }
+            shared
+                .counters
+                .in_flight
+                .fetch_sub(taken, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
     }
