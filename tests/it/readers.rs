@@ -343,3 +343,60 @@ reader_tests! {
     dfs_emulator_readers_ndjson_zst: emulator_dfs(), Format::NdjsonZstd, LayoutMode::PerBatch;
     dfs_emulator_readers_rolling_zst: emulator_dfs(), Format::NdjsonZstd, hourly();
 }
+
+/// On the DFS dialect every file gets its format's `Content-Type` too, and
+/// no `Content-Encoding`: checked on the in-repo DFS server (the emulator
+/// keeps no content type, see docs/TESTING.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dfs_files_carry_their_formats_content_type() {
+    let server = adls_tests::dfs_server::DfsServer::start().await;
+    let client = emulator_client(&server.endpoint(), Dialect::Dfs);
+    for format in [
+        Format::Ndjson,
+        Format::NdjsonGzip,
+        Format::NdjsonZstd,
+        Format::Parquet,
+    ] {
+        let fs_name = unique_name("dfs-content-type");
+        let logger = Logger::start(
+            client.clone(),
+            Config {
+                filesystem: fs_name.clone(),
+                format,
+                max_batch_records: 20,
+                max_batch_age: Duration::from_millis(100),
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("start");
+        for r in records("ct").into_iter().take(50) {
+            logger.log_value(r).expect("accepted");
+        }
+        let report = logger.shutdown(Duration::from_secs(30)).await;
+        assert_eq!(report.metrics.written, 50, "{format}");
+        let fs = client.filesystem(&fs_name).expect("fs");
+        let files: Vec<String> = fs
+            .list_all(adls_rest::ListOptions {
+                recursive: true,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|i| !i.is_directory)
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(files.len(), 3, "{format}: {files:?}");
+        for f in &files {
+            assert!(f.ends_with(&format!(".{format}")), "{f}");
+            let props = fs.file(f).expect("path").properties().await.expect("props");
+            assert_eq!(
+                props.content_type.as_deref(),
+                Some(format.content_type()),
+                "{f}"
+            );
+            assert_eq!(props.content_encoding, None, "{f}");
+        }
+    }
+}
