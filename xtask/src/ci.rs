@@ -51,6 +51,7 @@ fn docs() -> Result {
 /// committing; a clean clone (CI) is not dirty anyway.
 fn package() -> Result {
     let t0 = Instant::now();
+    forget_packaged_sources();
     let mut cmd = cargo();
     cmd.args(["package", "--allow-dirty"]);
     for name in PUBLISHED {
@@ -59,4 +60,39 @@ fn package() -> Result {
     run_checked(&mut cmd)?;
     eprintln!("package: {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Cargo verifies a package against the others through a temporary local
+/// registry (`target/package/tmp-registry`) and extracts their `.crate`s
+/// into `$CARGO_HOME/registry/src/-<hash of that path>/`, where it reuses
+/// an extraction it finds: a second run in the same checkout would verify
+/// `llm-log-callback` against the `adls-rest` of the first. Those
+/// extractions of our own crates are removed first (local registries'
+/// directories start with `-`; crates.io's are left alone).
+fn forget_packaged_sources() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in crates.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if PUBLISHED.iter().any(|p| name.starts_with(&format!("{p}-"))) {
+                if let Err(e) = std::fs::remove_dir_all(dir.path()) {
+                    eprintln!("warning: could not remove {}: {e}", dir.path().display());
+                }
+            }
+        }
+    }
 }
