@@ -164,17 +164,7 @@ async fn logged_then_read(server: Server, format: Format, layout: LayoutMode, ta
 
     // the files, and the hive partitions they sit in, from a listing of ours
     let fs = server.client.filesystem(&fs_name).expect("fs");
-    let files: Vec<String> = fs
-        .list_all(adls_rest::ListOptions {
-            recursive: true,
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_iter()
-        .filter(|i| !i.is_directory)
-        .map(|i| i.name)
-        .collect();
+    let files = file_names(&fs).await;
     assert!(
         files.iter().all(|f| f.ends_with(&format!(".{format}"))),
         "{tag}: {files:?}"
@@ -258,6 +248,20 @@ async fn logged_then_read(server: Server, format: Format, layout: LayoutMode, ta
         out["versions"]["duckdb"]
     );
     fs.delete().await.expect("cleanup");
+}
+
+/// The paths of every file in `fs`, from a listing of ours.
+async fn file_names(fs: &adls_rest::FileSystem) -> Vec<String> {
+    fs.list_all(adls_rest::ListOptions {
+        recursive: true,
+        ..Default::default()
+    })
+    .await
+    .expect("list")
+    .into_iter()
+    .filter(|i| !i.is_directory)
+    .map(|i| i.name)
+    .collect()
 }
 
 /// `year/month/day/hour` of a hive-partitioned path, numbers as numbers.
@@ -376,17 +380,7 @@ async fn dfs_files_carry_their_formats_content_type() {
         let report = logger.shutdown(Duration::from_secs(30)).await;
         assert_eq!(report.metrics.written, 50, "{format}");
         let fs = client.filesystem(&fs_name).expect("fs");
-        let files: Vec<String> = fs
-            .list_all(adls_rest::ListOptions {
-                recursive: true,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_iter()
-            .filter(|i| !i.is_directory)
-            .map(|i| i.name)
-            .collect();
+        let files = file_names(&fs).await;
         assert_eq!(files.len(), 3, "{format}: {files:?}");
         for f in &files {
             assert!(f.ends_with(&format!(".{format}")), "{f}");

@@ -194,11 +194,17 @@ impl Batcher {
         uploads: &mut JoinSet<()>,
         rolling: &Option<mpsc::Sender<RollingMsg>>,
     ) {
-        if rolling.is_none() && self.config.layout == LayoutMode::PerBatch {
+        let Some(tx) = rolling else {
+            // per record, the path needs the record's id, which making its
+            // line may give: made a line here (one record: cheap)
+            let entries = if self.config.layout == LayoutMode::PerRecord {
+                to_lines(&self.shared, entries).await
+            } else {
+                entries
+            };
             return self.dispatch_upload(entries, permits, uploads).await;
-        }
-        // per record (the path needs the id `to_lines` may give) and rolling
-        // (one writer, in order): made lines here
+        };
+        // rolling: one writer appends batch after batch, in order
         let entries = to_lines(&self.shared, entries).await;
         if entries.is_empty() {
             return;
@@ -208,56 +214,32 @@ impl Batcher {
         let (raw, journal) = concat(entries);
         let raw_bytes = raw.len() as u64;
         Counters::add(&self.shared.counters.in_flight, records);
-        if let Some(tx) = rolling {
-            let (target, payload) = encode(target, raw).await;
-            let batch = Batch {
-                target,
-                payload,
-                records,
-                raw_bytes,
-                journal,
-                inflight: None,
-            };
-            if let Err(mpsc::error::SendError(RollingMsg::Batch(b))) =
-                tx.send(RollingMsg::Batch(batch)).await
-            {
-                // the writer is gone (cannot happen before shutdown): keep the ledger whole
-                self.uploader.spill_or_drop(&b, DropReason::Shutdown).await;
-                self.shared
-                    .counters
-                    .in_flight
-                    .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
-            }
-            return;
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        let (target, payload) = encode(target, raw).await;
+        let batch = Batch {
+            target,
+            payload,
+            records,
+            raw_bytes,
+            journal,
+            inflight: None,
         };
-        let uploader = self.uploader.clone();
-        let counters = self.shared.counters.clone();
-        uploads.spawn(async move {
-            let (target, payload) = encode(target, raw).await;
-            uploader
-                .deliver(Batch {
-                    target,
-                    payload,
-                    records,
-                    raw_bytes,
-                    journal,
-                    inflight: None,
-                })
-                .await;
-            counters
+        if let Err(mpsc::error::SendError(RollingMsg::Batch(b))) =
+            tx.send(RollingMsg::Batch(batch)).await
+        {
+            // the writer is gone (cannot happen before shutdown): keep the ledger whole
+            self.uploader.spill_or_drop(&b, DropReason::Shutdown).await;
+            self.shared
+                .counters
                 .in_flight
                 .fetch_sub(records, std::sync::atomic::Ordering::Relaxed);
-            drop(permit);
-        });
+        }
     }
 
-    /// A batch of the per-batch layout: its records are made lines, encoded
-    /// and written inside its upload task, so batches are serialized in
-    /// parallel (up to `max_concurrent_uploads`), not one after another on
-    /// the batcher. The path needs no record id, so it is named here.
+    /// A batch of the per-batch (or per-record) layout: its records are made
+    /// lines, encoded and written inside its upload task, so batches are
+    /// serialized in parallel (up to `max_concurrent_uploads`), not one after
+    /// another on the batcher. Named here (per record, from the id its line
+    /// already has).
     async fn dispatch_upload(
         &mut self,
         entries: Vec<Entry>,
