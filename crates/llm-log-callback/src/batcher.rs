@@ -211,18 +211,8 @@ impl Batcher {
         }
         let records = entries.len() as u64;
         let target = self.next_target(&entries);
-        let (raw, journal) = concat(entries);
-        let raw_bytes = raw.len() as u64;
         Counters::add(&self.shared.counters.in_flight, records);
-        let (target, payload) = encode(target, raw).await;
-        let batch = Batch {
-            target,
-            payload,
-            records,
-            raw_bytes,
-            journal,
-            inflight: None,
-        };
+        let batch = build_batch(target, entries).await;
         if let Err(mpsc::error::SendError(RollingMsg::Batch(b))) =
             tx.send(RollingMsg::Batch(batch)).await
         {
@@ -262,20 +252,7 @@ impl Batcher {
             // (with its reason) by `to_lines`
             let entries = to_lines(&shared, entries).await;
             if !entries.is_empty() {
-                let records = entries.len() as u64;
-                let (raw, journal) = concat(entries);
-                let raw_bytes = raw.len() as u64;
-                let (target, payload) = encode(target, raw).await;
-                uploader
-                    .deliver(Batch {
-                        target,
-                        payload,
-                        records,
-                        raw_bytes,
-                        journal,
-                        inflight: None,
-                    })
-                    .await;
+                uploader.deliver(build_batch(target, entries).await).await;
             }
             shared
                 .counters
@@ -301,23 +278,29 @@ impl Batcher {
             if group.is_empty() {
                 continue;
             }
-            let records = group.len() as u64;
             let target = self.next_target(&group);
-            let (raw, journal) = concat(group);
-            let raw_bytes = raw.len() as u64;
-            let (target, payload) = encode(target, raw).await;
-            let batch = Batch {
-                target,
-                payload,
-                records,
-                raw_bytes,
-                journal,
-                inflight: None,
-            };
+            let batch = build_batch(target, group).await;
             self.uploader
                 .spill_or_drop(&batch, DropReason::SpillFailed)
                 .await;
         }
+    }
+}
+
+/// One batch of `entries` (lines by now) for `target`: their lines
+/// concatenated and encoded in the target's format.
+async fn build_batch(target: Target, entries: Vec<Entry>) -> Batch {
+    let records = entries.len() as u64;
+    let (raw, journal) = concat(entries);
+    let raw_bytes = raw.len() as u64;
+    let (target, payload) = encode(target, raw).await;
+    Batch {
+        target,
+        payload,
+        records,
+        raw_bytes,
+        journal,
+        inflight: None,
     }
 }
 
