@@ -1,9 +1,10 @@
 //! The batcher: the one task that takes records off the queue, cuts batches
 //! (max records, max bytes or max age, whichever comes first), and dispatches
 //! them to uploads (bounded in flight) or, in the rolling layout, to the one
-//! writer of the current file. Records `log` handed over are serialized
-//! here, as a batch is dispatched (`serialize::to_lines`). It also turns overflow records into spill
-//! files and runs flush and shutdown.
+//! writer of the current file. Batches are of lines: the serializer thread
+//! makes lines of the records `log` handed over (a flush makes those it has
+//! not reached yet, `serialize::drain_raw`). It also turns overflow records
+//! into spill files (`serialize::to_lines`) and runs flush and shutdown.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,7 +83,7 @@ impl Batcher {
             self.spill_overflow().await;
             // Records stay in the queue until a batch is due: full by records
             // or bytes, or its oldest record is `max_age` old.
-            let (queued, queued_bytes, oldest) = self.shared.queue.depth();
+            let (queued, queued_bytes, oldest) = self.shared.queue.lines_depth();
             let due = oldest.map(|t| t + max_age);
             let ready = queued > 0
                 && (per_record
@@ -155,6 +156,8 @@ impl Batcher {
         uploads: &mut JoinSet<()>,
         rolling: &Option<mpsc::Sender<RollingMsg>>,
     ) {
+        // records `log` handed over that the serializer has not reached yet
+        crate::serialize::drain_raw(&self.shared).await;
         loop {
             self.spill_overflow().await;
             let bytes: usize = pending.iter().map(|e| e.bytes).sum();

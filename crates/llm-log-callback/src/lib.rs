@@ -4,9 +4,10 @@
 //!
 //! A gateway hands [`Logger::log`] one [`LogRecord`] per LLM request (LiteLLM's
 //! `StandardLoggingPayload` shape). The call never blocks: it bounds the size
-//! of the record's NDJSON line and puts the record on a bounded queue. One
-//! background task cuts batches (by records, bytes or age), redacts and
-//! serializes their records, writes each as create-new → append → flush with bounded concurrency,
+//! of the record's NDJSON line and puts the record on a bounded queue. A
+//! serializer thread redacts and serializes queued records within
+//! milliseconds; one background task cuts batches of their lines (by records,
+//! bytes or age), writes each as create-new → append → flush with bounded concurrency,
 //! retries, spills to disk when storage stays down, and replays spills when it
 //! is back. Every accepted record ends in exactly one of written, spilled or
 //! dropped (with a reason): see [`Metrics`].

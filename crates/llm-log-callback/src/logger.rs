@@ -1,6 +1,6 @@
 //! [`Logger`]: the handle a gateway holds. `log` is a hand-off: it bounds
-//! the record's size, queues the record as it is and returns; the batcher
-//! redacts and serializes it (`serialize.rs`), then writes batches through
+//! the record's size, queues the record as it is and returns; the serializer
+//! thread redacts and serializes it (`serialize.rs`), the batcher writes batches through
 //! one reused `adls-rest` client.
 
 use std::borrow::Cow;
@@ -43,6 +43,10 @@ pub(crate) struct Shared {
     pub dedup: Mutex<Dedup>,
     /// Where `ingest` makes records durable before it returns.
     pub journal: Option<Arc<Journal>>,
+    /// Held while records are serialized (by the serializer thread or a
+    /// flush), so they reach the lines in the order they were taken; holds
+    /// the buffer the serializer swaps with the queue's records.
+    pub serializing: Mutex<std::collections::VecDeque<Entry>>,
     /// The spill directory (for its size in the metrics).
     spill: Option<Arc<SpillDir>>,
     client: Client,
@@ -269,6 +273,7 @@ impl Logger {
             keep_ids: config.layout == LayoutMode::PerRecord,
             dedup: Mutex::new(Dedup::new(config.dedup_window, config.dedup_max_ids)),
             journal: journal.as_ref().map(|(j, _)| j.clone()),
+            serializing: Mutex::new(std::collections::VecDeque::new()),
             spill: spill.clone(),
             client: client.clone(),
             give_up: give_up_tx,
@@ -276,6 +281,7 @@ impl Logger {
         if let Some((_, recovered)) = journal {
             shared.recover(recovered);
         }
+        serialize::start_serializer(&shared);
         let uploader = Arc::new(Uploader {
             fs,
             settings: UploadSettings {
@@ -318,7 +324,11 @@ impl Logger {
     /// never allocates: the caller's thread takes the record, bounds the
     /// size of the line it will become (one pass over it) and pushes it
     /// under a short lock. Redaction, the `id` of a record without one and
-    /// serialization happen in the batcher.
+    /// serialization happen on the logger's serializer thread, within a few
+    /// milliseconds (on a flush's blocking-pool thread for what it has not
+    /// reached). The caller's thread makes no system call in the steady
+    /// state: it wakes that thread only after a second without records, or
+    /// when a burst of 1 024 waits.
     ///
     /// A record large enough that its line might exceed `max_batch_bytes`
     /// (its bound is above a sixth of it, 1.3 MiB by default) is the
@@ -491,7 +501,9 @@ impl Logger {
             return Err(LogError::ShutDown);
         }
         let bytes = serialize::line_bound(&record, &self.shared.redaction);
-        if bytes > self.shared.max_record_bytes / serialize::ESCAPE_FACTOR {
+        if bytes > self.shared.max_record_bytes / serialize::ESCAPE_FACTOR
+            || !self.shared.queue.has_serializer()
+        {
             // its line may exceed the limit: find out here, so the caller hears it
             return self.prepare(record);
         }
@@ -516,6 +528,7 @@ impl Logger {
             &self.shared.redaction,
             self.shared.max_record_bytes,
             self.shared.keep_ids,
+            2048,
         )
         .map_err(|e| match e {
             LineError::TooLarge { bytes, limit } => LogError::RecordTooLarge { bytes, limit },

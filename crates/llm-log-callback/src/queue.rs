@@ -3,10 +3,19 @@
 //! `std::sync::Mutex` section), with wake-ups for the batcher and for
 //! producers waiting for room. A push never allocates in the steady state:
 //! the batcher hands the buffer it emptied back as the next one.
+//!
+//! It has two stages under one lock and one bound. Records `Logger::log`
+//! handed over wait in `raw` until the serializer thread (`serialize.rs`)
+//! takes them, a few milliseconds later, and puts their lines at the end of
+//! `lines`; the batcher takes batches from the front of `lines` only. So
+//! records wait unserialized for milliseconds, not for a batch's age, and
+//! what the byte bound counts is what the queue holds: lines at their length,
+//! records at the bound of theirs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -70,11 +79,69 @@ impl Entry {
     }
 }
 
+/// Lines the serializer made of one take of records, queued as one piece:
+/// putting them back costs the lock O(1), whatever their number (copying
+/// hundreds of 720-byte entries under it held producers for up to half a
+/// millisecond).
+#[derive(Debug)]
+struct Segment {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// Lines the serializer made, oldest first; the batcher takes these
+    /// before `items`.
+    made: VecDeque<Segment>,
+    /// The records in `made`.
+    made_records: usize,
+    /// Lines queued as lines (`log_json`, the text paths, recovery), in
+    /// order.
     items: VecDeque<Entry>,
-    bytes: usize,
+    /// The bytes of `made` and `items`.
+    line_bytes: usize,
+    /// Records waiting for the serializer.
+    raw: VecDeque<Entry>,
+    /// Records the serializer has taken and not put back yet, and their bounds
+    /// (still counted: their memory is still held).
+    serializing: usize,
+    serializing_bytes: usize,
+    /// The bounds of `raw` and of the records being serialized.
+    raw_bytes: usize,
     closed: bool,
+}
+
+impl State {
+    fn records(&self) -> usize {
+        self.lines() + self.raw.len() + self.serializing
+    }
+
+    fn lines(&self) -> usize {
+        self.made_records + self.items.len()
+    }
+
+    fn oldest_line(&self) -> Option<Instant> {
+        let made = self
+            .made
+            .front()
+            .and_then(|g| g.entries.front())
+            .map(|e| e.accepted_at);
+        let item = self.items.front().map(|e| e.accepted_at);
+        match (made, item) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.line_bytes + self.raw_bytes
+    }
+
+    fn fits(&self, max_records: usize, max_bytes: usize, records: usize, bytes: usize) -> bool {
+        self.records() + records <= max_records
+            && (self.bytes() + bytes <= max_bytes || self.records() == 0)
+    }
 }
 
 /// Why a push was refused (a full queue hands the entry back, inline, as
@@ -95,6 +162,11 @@ pub(crate) struct Queue {
     spare: Mutex<VecDeque<Entry>>,
     /// Mirrors `State::closed`, readable without the lock.
     closed: AtomicBool,
+    /// The serializer thread, once started, and whether it is parked for
+    /// long (idle): a push into `raw` then wakes it; otherwise it looks by
+    /// itself every few milliseconds, so the hot path makes no system call.
+    serializer: OnceLock<Thread>,
+    serializer_idle: AtomicBool,
     max_records: usize,
     max_bytes: usize,
     /// The batcher is woken when the queue gets its first entry (to start the
@@ -121,6 +193,8 @@ impl Queue {
             state: Mutex::new(State::default()),
             spare: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
+            serializer: OnceLock::new(),
+            serializer_idle: AtomicBool::new(false),
             max_records,
             max_bytes,
             wake_records: wake_records.max(1),
@@ -134,29 +208,39 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds `e` if it fits; never blocks beyond the short lock.
+    /// Adds `e` if it fits; never blocks beyond the short lock. A record goes
+    /// to the serializer's stage, a line to the batcher's.
     #[allow(clippy::result_large_err)] // the entry comes back inline (see `PushError`)
     pub fn try_push(&self, e: Entry) -> Result<(), PushError> {
-        let wake = {
+        let is_record = matches!(e.payload, Payload::Record(_));
+        let (wake, wake_serializer) = {
             let mut s = self.lock();
             if s.closed {
                 return Err(PushError::Closed);
             }
-            let fits = s.items.len() < self.max_records
-                && (s.bytes + e.bytes <= self.max_bytes || s.items.is_empty());
-            if !fits {
+            if !s.fits(self.max_records, self.max_bytes, 1, e.bytes) {
                 return Err(PushError::Full(e));
             }
-            let before = s.bytes;
-            s.bytes += e.bytes;
-            s.items.push_back(e);
-            let n = s.items.len();
-            n == 1
-                || n == self.wake_records
-                || (before < self.wake_bytes && s.bytes >= self.wake_bytes)
+            if is_record {
+                s.raw_bytes += e.bytes;
+                s.raw.push_back(e);
+                (false, s.raw.len() == SERIALIZER_WAKE_RECORDS)
+            } else {
+                let before = s.line_bytes;
+                s.line_bytes += e.bytes;
+                s.items.push_back(e);
+                let n = s.lines();
+                let wake = n == 1
+                    || n == self.wake_records
+                    || (before < self.wake_bytes && s.line_bytes >= self.wake_bytes);
+                (wake, false)
+            }
         };
         if wake {
             self.arrived.notify_one();
+        }
+        if is_record && (wake_serializer || self.serializer_idle.load(Ordering::Relaxed)) {
+            self.wake_serializer();
         }
         Ok(())
     }
@@ -168,9 +252,8 @@ impl Queue {
 
     /// Whether `records` entries of `bytes` in all fit now.
     pub fn has_room(&self, records: usize, bytes: usize) -> bool {
-        let s = self.lock();
-        s.items.len() + records <= self.max_records
-            && (s.bytes + bytes <= self.max_bytes || s.items.is_empty())
+        self.lock()
+            .fits(self.max_records, self.max_bytes, records, bytes)
     }
 
     /// Adds all of `entries` if they all fit, else none (they are dropped:
@@ -185,12 +268,10 @@ impl Queue {
             if s.closed {
                 return Err(true);
             }
-            let fits = s.items.len() + entries.len() <= self.max_records
-                && (s.bytes + bytes <= self.max_bytes || s.items.is_empty());
-            if !fits {
+            if !s.fits(self.max_records, self.max_bytes, entries.len(), bytes) {
                 return Err(false);
             }
-            s.bytes += bytes;
+            s.line_bytes += bytes;
             s.items.extend(entries);
         }
         self.arrived.notify_one();
@@ -207,44 +288,83 @@ impl Queue {
         let bytes: usize = entries.iter().map(|e| e.bytes).sum();
         {
             let mut s = self.lock();
-            s.bytes += bytes;
+            s.line_bytes += bytes;
             s.items.extend(entries);
         }
         self.arrived.notify_one();
     }
 
-    /// Takes entries from the front while they fit in `max_records` / `max_bytes`.
+    /// Takes lines from the front while they fit in `max_records` /
+    /// `max_bytes`: the serializer's first, then `items`.
     ///
-    /// The lock is held for a scan of lengths and an O(1) swap when the whole
-    /// queue fits (the usual case), so producers are not kept waiting while
-    /// thousands of entries move.
+    /// The lock is held for O(1) moves of whole pieces and a scan of lengths
+    /// (with at most one piece split), so producers are not kept waiting
+    /// while thousands of entries move.
     pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
         // the queue goes on in the spare buffer (already allocated), so
         // producers never grow a buffer from nothing; the rest of the queue
         // beyond what is taken (usually a few entries) moves into it
         let mut fresh = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut segments = Vec::new();
         let mut taken = {
             let mut s = self.lock();
-            let (n, bytes) = if s.items.len() <= max_records && s.bytes <= max_bytes {
-                (s.items.len(), s.bytes)
-            } else {
-                let mut n = 0;
-                let mut bytes = 0;
-                for e in s.items.iter().take(max_records) {
-                    if bytes + e.bytes > max_bytes {
+            let (mut n, mut bytes) = (0, 0);
+            while let Some(front) = s.made.front_mut() {
+                if n + front.entries.len() <= max_records && bytes + front.bytes <= max_bytes {
+                    n += front.entries.len();
+                    bytes += front.bytes;
+                    segments.extend(s.made.pop_front());
+                    continue;
+                }
+                // the piece that does not fit: its head, if any of it fits
+                let (mut k, mut b) = (0, 0);
+                for e in front.entries.iter().take(max_records - n) {
+                    if bytes + b + e.bytes > max_bytes {
                         break;
                     }
-                    bytes += e.bytes;
-                    n += 1;
+                    b += e.bytes;
+                    k += 1;
                 }
-                (n, bytes)
+                if k > 0 {
+                    let head: VecDeque<Entry> = front.entries.drain(..k).collect();
+                    front.bytes -= b;
+                    segments.push(Segment {
+                        entries: head,
+                        bytes: b,
+                    });
+                    n += k;
+                    bytes += b;
+                }
+                break;
+            }
+            s.made_records -= n;
+            s.line_bytes -= bytes;
+            let full = !s.made.is_empty();
+            let (k, b) = if full {
+                (0, 0)
+            } else if n + s.items.len() <= max_records && bytes + s.line_bytes <= max_bytes {
+                (s.items.len(), s.line_bytes)
+            } else {
+                let (mut k, mut b) = (0, 0);
+                for e in s.items.iter().take(max_records - n) {
+                    if bytes + b + e.bytes > max_bytes {
+                        break;
+                    }
+                    b += e.bytes;
+                    k += 1;
+                }
+                (k, b)
             };
-            s.bytes -= bytes;
-            fresh.extend(s.items.drain(n..));
+            s.line_bytes -= b;
+            fresh.extend(s.items.drain(k..));
             std::mem::replace(&mut s.items, fresh)
         };
-        let n = taken.len();
+        let before = out.len();
+        for g in segments {
+            out.extend(g.entries);
+        }
         out.extend(taken.drain(..));
+        let n = out.len() - before;
         if n > 0 {
             self.room.notify_waiters();
         }
@@ -256,28 +376,125 @@ impl Queue {
         n
     }
 
+    /// Swaps every record waiting for the serializer into `out` (an empty
+    /// buffer: the one the serializer emptied last time, so the swap is O(1)
+    /// under the lock and producers refill memory already allocated). They
+    /// stay counted until [`Queue::put_lines`] returns what became of them.
+    /// Returns how many, and their bounds.
+    pub fn take_raw(&self, out: &mut VecDeque<Entry>) -> (usize, usize) {
+        debug_assert!(out.is_empty());
+        let mut s = self.lock();
+        std::mem::swap(&mut s.raw, out);
+        let n = out.len();
+        let bytes = s.raw_bytes - s.serializing_bytes;
+        s.serializing += n;
+        s.serializing_bytes += bytes;
+        (n, bytes)
+    }
+
+    /// The lines made of `taken` records (of `taken_bytes` bounds) that
+    /// [`Queue::take_raw`] handed out, fewer if some could not be made (they
+    /// were counted as dropped). They go to the end of the lines; a closed
+    /// queue takes them too (they were accepted before it closed).
+    pub fn put_lines(&self, lines: VecDeque<Entry>, taken: usize, taken_bytes: usize) {
+        let bytes: usize = lines.iter().map(|e| e.bytes).sum();
+        let wake = {
+            let mut s = self.lock();
+            s.serializing -= taken;
+            s.serializing_bytes -= taken_bytes;
+            s.raw_bytes -= taken_bytes;
+            let before = (s.lines(), s.line_bytes);
+            s.line_bytes += bytes;
+            s.made_records += lines.len();
+            if !lines.is_empty() {
+                s.made.push_back(Segment {
+                    entries: lines,
+                    bytes,
+                });
+            }
+            let n = s.lines();
+            n > before.0
+                && (before.0 == 0
+                    || (before.0 < self.wake_records && n >= self.wake_records)
+                    || (before.1 < self.wake_bytes && s.line_bytes >= self.wake_bytes))
+        };
+        if wake {
+            self.arrived.notify_one();
+        }
+        // a line is usually shorter than its bound: there may be room now
+        self.room.notify_waiters();
+    }
+
+    /// Whether records wait for the serializer (or are being serialized).
+    pub fn has_raw(&self) -> bool {
+        let s = self.lock();
+        !s.raw.is_empty() || s.serializing > 0
+    }
+
+    /// Whether a serializer thread runs (if it could not be started,
+    /// `Logger::log` serializes on the caller's thread).
+    pub fn has_serializer(&self) -> bool {
+        self.serializer.get().is_some()
+    }
+
+    /// Registers the serializer thread (once).
+    pub fn set_serializer(&self, thread: Thread) {
+        let _ = self.serializer.set(thread);
+    }
+
+    /// The serializer is about to park for long: the next record wakes it.
+    /// Returns false (and stays awake) if records wait already.
+    pub fn serializer_idles(&self) -> bool {
+        self.serializer_idle.store(true, Ordering::SeqCst);
+        if !self.lock().raw.is_empty() {
+            self.serializer_idle.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn wake_serializer(&self) {
+        self.serializer_idle.store(false, Ordering::Relaxed);
+        if let Some(t) = self.serializer.get() {
+            t.unpark();
+        }
+    }
+
     /// Refuses further pushes (shutdown).
     pub fn close(&self) {
         self.lock().closed = true;
         self.closed.store(true, Ordering::Release);
         self.arrived.notify_one();
         self.room.notify_waiters();
+        self.wake_serializer();
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// (records, bytes, oldest accept time).
+    /// (records, bytes, oldest accept time) of both stages.
     pub fn depth(&self) -> (usize, usize, Option<Instant>) {
         let s = self.lock();
-        (
-            s.items.len(),
-            s.bytes,
-            s.items.front().map(|e| e.accepted_at),
-        )
+        let raw = s.raw.front().map(|e| e.accepted_at);
+        let oldest = match (s.oldest_line(), raw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (s.records(), s.bytes(), oldest)
+    }
+
+    /// (records, bytes, oldest accept time) of the lines, what the batcher
+    /// can take now.
+    pub fn lines_depth(&self) -> (usize, usize, Option<Instant>) {
+        let s = self.lock();
+        (s.lines(), s.line_bytes, s.oldest_line())
     }
 }
+
+/// Records in `raw` at which a push wakes the serializer before its next
+/// look (a burst); see `serialize::Serializer` for the usual rhythm.
+const SERIALIZER_WAKE_RECORDS: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -338,6 +555,92 @@ mod tests {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         f.poll(&mut cx).is_ready()
+    }
+
+    fn record(bound: usize) -> Entry {
+        Entry {
+            payload: Payload::Record(LogRecord::default()),
+            bytes: bound,
+            id: None,
+            accepted_at: Instant::now(),
+            journal: None,
+        }
+    }
+
+    #[test]
+    fn records_count_against_the_bound_but_are_taken_only_as_lines() {
+        let q = Queue::new(10, 1_000, 100, 10_000);
+        q.try_push(record(300)).expect("record 1");
+        q.try_push(entry(100)).expect("a line");
+        q.try_push(record(300)).expect("record 2");
+        assert_eq!(q.depth().0, 3);
+        assert_eq!(q.depth().1, 700, "bounds and line lengths");
+        assert!(
+            matches!(q.try_push(record(301)), Err(PushError::Full(_))),
+            "both stages count against the byte bound"
+        );
+        // the batcher sees only the line until the serializer is done
+        assert_eq!((q.lines_depth().0, q.lines_depth().1), (1, 100));
+        let mut raw = VecDeque::new();
+        assert_eq!(q.take_raw(&mut raw), (2, 600));
+        assert_eq!(raw.len(), 2);
+        assert_eq!(q.depth().0, 3, "records being serialized are still held");
+        assert!(q.has_raw());
+        // one of the two could not be made a line (counted elsewhere); the
+        // other's line is shorter than its bound
+        q.put_lines(VecDeque::from([entry(250)]), 2, 600);
+        assert!(!q.has_raw());
+        assert_eq!(q.depth().0, 2);
+        assert_eq!(q.depth().1, 350);
+        assert_eq!(q.lines_depth().0, 2);
+        let mut out = Vec::new();
+        assert_eq!(q.take(10, 1_000, &mut out), 2);
+        assert_eq!(
+            out.iter().map(|e| e.bytes).collect::<Vec<_>>(),
+            [250, 100],
+            "the serializer's lines first, then the lines queued as lines"
+        );
+        assert_eq!(q.depth(), (0, 0, None));
+    }
+
+    #[test]
+    fn a_batch_boundary_splits_the_serializers_lines_in_order() {
+        let q = Queue::new(100, 10_000, 100, 10_000);
+        for _ in 0..5 {
+            q.try_push(record(20)).expect("record");
+        }
+        let mut raw = VecDeque::new();
+        q.take_raw(&mut raw);
+        let lines: VecDeque<Entry> = (1..=5).map(|n| entry(n * 10)).collect();
+        q.put_lines(lines, 5, 100);
+        q.try_push(entry(7)).expect("a line");
+        let mut out = Vec::new();
+        assert_eq!(q.take(2, 10_000, &mut out), 2, "by records");
+        assert_eq!(out.iter().map(|e| e.bytes).collect::<Vec<_>>(), [10, 20]);
+        out.clear();
+        assert_eq!(
+            q.take(10, 65, &mut out),
+            1,
+            "by bytes: 30, then 40 would pass 65"
+        );
+        assert_eq!(out[0].bytes, 30);
+        out.clear();
+        assert_eq!(q.take(10, 1_000, &mut out), 3);
+        assert_eq!(out.iter().map(|e| e.bytes).collect::<Vec<_>>(), [40, 50, 7]);
+        assert_eq!(q.depth(), (0, 0, None));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_batcher_is_woken_when_the_first_lines_arrive() {
+        let q = Queue::new(100, 10_000, 100, 10_000);
+        q.try_push(record(20)).expect("record");
+        let n = q.arrived.notified();
+        tokio::pin!(n);
+        assert!(!futures_poll(n.as_mut()), "a record alone does not wake it");
+        let mut raw = VecDeque::new();
+        q.take_raw(&mut raw);
+        q.put_lines(VecDeque::from([entry(10)]), 1, 20);
+        assert!(futures_poll(n.as_mut()), "its line does");
     }
 
     #[test]

@@ -521,3 +521,38 @@ async fn log_hands_the_record_to_the_batcher_which_redacts_and_serializes_it() {
     assert!(!lines[0].contains("4111") && !lines[0].contains("iVBOR"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
+    let logger = offline(Config {
+        max_batch_age: Duration::from_secs(3_600),
+        ..Config::default()
+    })
+    .await;
+    let record = LogRecord {
+        id: Field::Value("r1".into()),
+        model: Field::Value("gpt-4o".into()),
+        response_cost: Field::Value(serde_json::Number::from_f64(0.5).expect("finite")),
+        ..LogRecord::default()
+    };
+    let line = serde_json::to_vec(&record).expect("json").len() + 1;
+    let bound = serialize::line_bound(&record, &Redaction::default());
+    assert!(bound > line, "a float counts 24 bytes in the bound");
+    logger.log(record).expect("accepted");
+    assert_eq!(logger.metrics().queue_records, 1);
+    // no batch is due for an hour: only the serializer thread can make it a line
+    let t0 = Instant::now();
+    while logger.metrics().queue_bytes != line as u64 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still counted at {} bytes (bound {bound}, line {line})",
+            logger.metrics().queue_bytes
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(logger.metrics().queue_records, 1);
+    let r = logger.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(r.metrics.accepted, 1);
+    assert_eq!(r.metrics.queue_records, 0);
+    assert_eq!(r.metrics.settled(), 1, "{:?}", r.metrics);
+}
