@@ -592,7 +592,9 @@ fn sign(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
 // ---------------------------------------------------------------------------
 // 1. Storage client cost
 
-const IMPLS: [&str; 3] = ["adls", "object_store", "opendal"];
+/// The clients compared, and `floor`: no client, the request's bytes on a
+/// socket (what any of them pays per request on Tokio; see `storage_client`).
+const IMPLS: [&str; 4] = ["adls", "object_store", "opendal", "floor"];
 
 fn storage(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
     let mut runs = Vec::new();
@@ -639,10 +641,17 @@ fn storage(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
                 format!("storage_{imp}_c{conc}_req_per_s"),
                 med(&runs, f, "/requests_per_s"),
                 "req/s",
-                format!(
-                    "{imp}: {} signed 1 KiB uploads, concurrency {conc}, into the sink",
-                    plan.storage_requests
-                ),
+                if imp == "floor" {
+                    format!(
+                        "floor: {} Put Blob requests of 1 KiB as prebuilt bytes on a Tokio socket (no client), concurrency {conc}, into the sink",
+                        plan.storage_requests
+                    )
+                } else {
+                    format!(
+                        "{imp}: {} signed 1 KiB uploads, concurrency {conc}, into the sink",
+                        plan.storage_requests
+                    )
+                },
             );
             report.figure(
                 "storage",
@@ -660,6 +669,16 @@ fn storage(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
                 ours,
                 theirs,
                 Some(("<=", 0.5)),
+            );
+            // what each client adds to the floor every HTTP/1 client on
+            // Tokio pays (system calls, wake-ups, context switches)
+            let floor = report.get(&format!("storage_floor_c{conc}_cpu_us_per_req"));
+            let above = |v: Option<f64>| v.zip(floor).map(|(v, f)| v - f);
+            report.ratio(
+                format!("client_cpu_per_req_above_floor_vs_{peer}_c{conc}"),
+                above(ours),
+                above(theirs),
+                None,
             );
             let ours = report.get(&format!("storage_adls_c{conc}_req_per_s"));
             let theirs = report.get(&format!("storage_{peer}_c{conc}_req_per_s"));

@@ -2,14 +2,20 @@
 //! given concurrency against a Blob endpoint (the sink), in a process of its
 //! own, so its CPU time is its own.
 //!
-//! `storage_client --impl adls|object_store|opendal --endpoint URL
+//! `storage_client --impl adls|object_store|opendal|floor --endpoint URL
 //! [--requests N] [--concurrency C] [--warmup W] [--prefix P]`
 //!
 //! What each sends:
 //! - `adls`: `File::append(0, 1 KiB)`, i.e. Put Block (`?comp=block&blockid=`)
 //!   through the pooled client, retry loop and Shared Key signer;
 //! - `object_store`: `ObjectStore::put` of 1 KiB, i.e. Put Blob;
-//! - `opendal`: `Operator::write` of 1 KiB, i.e. Put Blob.
+//! - `opendal`: `Operator::write` of 1 KiB, i.e. Put Blob;
+//! - `floor`: no client at all: the bytes of a Put Blob request (headers as
+//!   a signed one carries them, built once) written on a kept-alive
+//!   `tokio::net::TcpStream` and the answer read until its end, on the same
+//!   runtime. What any HTTP/1 client on Tokio pays per request whatever it
+//!   does (system calls, wake-ups, context switches): the floor under the
+//!   three above.
 //!
 //! Each is one signed PUT with a 1 KiB body and a `201` answer; the clients
 //! differ only in the query string and `x-ms-blob-type`. The reported CPU is
@@ -30,6 +36,12 @@ enum Store {
     Adls(adls_rest::FileSystem),
     Azure(Arc<dyn object_store::ObjectStore>),
     Opendal(opendal::Operator),
+    /// One connection per task, checked out of a simple stack.
+    Floor {
+        addr: String,
+        request: Bytes,
+        conns: std::sync::Mutex<Vec<tokio::net::TcpStream>>,
+    },
 }
 
 impl Store {
@@ -54,8 +66,84 @@ impl Store {
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
+            Store::Floor {
+                addr,
+                request,
+                conns,
+            } => {
+                let pooled = conns.lock().map_err(|e| e.to_string())?.pop();
+                let mut conn = match pooled {
+                    Some(c) => c,
+                    None => tokio::net::TcpStream::connect(addr.as_str())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                };
+                floor_request(&mut conn, request).await?;
+                conns.lock().map_err(|e| e.to_string())?.push(conn);
+                Ok(())
+            }
         }
     }
+}
+
+/// Writes `request`, reads one answer (`201`, headers and a
+/// `Content-Length` body) off `conn`.
+async fn floor_request(conn: &mut tokio::net::TcpStream, request: &[u8]) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    conn.write_all(request).await.map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4096];
+    let mut have = 0;
+    loop {
+        let n = conn
+            .read(&mut buf[have..])
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the sink closed the connection".into());
+        }
+        have += n;
+        let head = &buf[..have];
+        let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if have == buf.len() {
+                return Err("an answer's headers over 4 KiB".into());
+            }
+            continue;
+        };
+        if !head.starts_with(b"HTTP/1.1 201") {
+            return Err(format!(
+                "expected 201, got {}",
+                String::from_utf8_lossy(&head[..head.len().min(40)])
+            ));
+        }
+        let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+        let body: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if have >= end + 4 + body {
+            return Ok(());
+        }
+    }
+}
+
+/// A Put Blob of `data` as the clients send it (the headers of a Shared Key
+/// request, with a signature of the right length that nobody checks).
+fn floor_request_bytes(endpoint: &str, data: &[u8]) -> (String, Bytes) {
+    let url = url::Url::parse(endpoint).expect("endpoint");
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port_or_known_default().unwrap_or(80)
+    );
+    let head = format!(
+        "PUT /{ACCOUNT}/bench/floor/blob HTTP/1.1\r\nhost: {host}\r\nx-ms-version: 2025-11-05\r\nx-ms-date: Mon, 30 Nov 2026 07:00:00 GMT\r\nx-ms-blob-type: BlockBlob\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nauthorization: SharedKey {ACCOUNT}:{}\r\n\r\n",
+        data.len(),
+        "A".repeat(44)
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(data);
+    (host, Bytes::from(request))
 }
 
 fn build(kind: &str, endpoint: &str) -> Result<Store, String> {
@@ -93,8 +181,16 @@ fn build(kind: &str, endpoint: &str) -> Result<Store, String> {
             let op = opendal::Operator::new(builder).map_err(|e| e.to_string())?;
             Ok(Store::Opendal(op))
         }
+        "floor" => {
+            let (addr, request) = floor_request_bytes(endpoint, &[b'x'; 1024]);
+            Ok(Store::Floor {
+                addr,
+                request,
+                conns: std::sync::Mutex::new(Vec::new()),
+            })
+        }
         other => Err(format!(
-            "unknown --impl `{other}` (adls, object_store, opendal)"
+            "unknown --impl `{other}` (adls, object_store, opendal, floor)"
         )),
     }
 }
