@@ -404,11 +404,17 @@ impl Logger {
     fn raw_entry(&self, json: &str, id: Option<Cow<'_, str>>) -> Result<Entry, LogError> {
         let text = json.trim();
         let mut line = Vec::with_capacity(text.len() + if id.is_none() { 48 } else { 1 });
+        // a copy, then the line breaks (outside strings: a scanned JSON
+        // string holds none raw) made spaces in place: both loops the
+        // compiler vectorizes, unlike a byte-by-byte `extend`
         let one_line = |line: &mut Vec<u8>, s: &str| {
-            line.extend(
-                s.bytes()
-                    .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
-            );
+            let start = line.len();
+            line.extend_from_slice(s.as_bytes());
+            for b in &mut line[start..] {
+                if *b == b'\n' || *b == b'\r' {
+                    *b = b' ';
+                }
+            }
         };
         let id = match id {
             Some(id) => {

@@ -92,7 +92,7 @@ pub fn gateway_record(producer: u64, i: u64) -> Value {
         "endTime": start + 0.8,
         "completionStartTime": start + 0.3,
         "response_time": 0.8,
-        "cache_hit": i % 11 == 0,
+        "cache_hit": i.is_multiple_of(11),
         "end_user": format!("user-{}", i % 200),
         "request_tags": ["prod", format!("team-{}", i % 5)],
         "metadata": {"user_api_key_team_id": format!("team-{}", i % 5), "user_api_key_alias": "gateway", "requester_ip_address": null},
