@@ -341,8 +341,17 @@ fn serialize_chunk(shared: &Shared) -> usize {
         let lines = serialize_all(shared, spare.drain(..));
         shared.queue.put_lines(lines.into(), n, bounds);
     }
+    // the emptied buffer goes back to the producers next time: after a
+    // burst (up to the queue's record bound, 720 bytes a slot) it keeps
+    // only what a few looks' worth of records needs
+    if spare.capacity() > SPARE_SLOTS {
+        spare.shrink_to(SPARE_SLOTS);
+    }
     n
 }
+
+/// Slots the serializer's spare buffer keeps after a burst (about 3 MB).
+pub(crate) const SPARE_SLOTS: usize = 4096;
 
 /// Serializes every record waiting in the queue now (flush and shutdown),
 /// on the blocking pool, in order after whatever the serializer is doing.

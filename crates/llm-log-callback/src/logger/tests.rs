@@ -556,3 +556,39 @@ async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
     assert_eq!(r.metrics.queue_records, 0);
     assert_eq!(r.metrics.settled(), 1, "{:?}", r.metrics);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn after_a_burst_the_serializer_keeps_a_small_buffer() {
+    let logger = offline(Config {
+        max_batch_age: Duration::from_secs(3_600),
+        ..Config::default()
+    })
+    .await;
+    // more records than the spare keeps, faster than the serializer's 5 ms look
+    let n = serialize::SPARE_SLOTS * 3;
+    for i in 0..n {
+        let record = LogRecord {
+            id: Field::Value(format!("r{i}")),
+            ..LogRecord::default()
+        };
+        logger.log(record).expect("accepted");
+    }
+    let t0 = Instant::now();
+    while logger.shared.queue.has_raw() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not serialized");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let spare = logger
+        .shared
+        .serializing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .capacity();
+    assert!(
+        spare <= serialize::SPARE_SLOTS,
+        "{spare} slots kept after a burst of {n}"
+    );
+    let r = logger.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(r.metrics.accepted, n as u64);
+    assert_eq!(r.metrics.settled(), n as u64, "{:?}", r.metrics);
+}
