@@ -79,7 +79,7 @@ impl Entry {
     }
 }
 
-/// Lines the serializer made of one take of records, queued as one piece:
+/// Lines the serializer made of (up to 4 096 of) one take of records, queued as one piece:
 /// putting them back costs the lock O(1), whatever their number (copying
 /// hundreds of 720-byte entries under it held producers for up to half a
 /// millisecond).
@@ -295,84 +295,70 @@ impl Queue {
     }
 
     /// Takes lines from the front while they fit in `max_records` /
-    /// `max_bytes`: the serializer's first, then `items`.
+    /// `max_bytes`, from the serializer's pieces (`made`) and the lines
+    /// queued as lines (`items`): first from whichever's oldest line is
+    /// older, then from the other, so neither stage's lines wait behind the
+    /// other's for longer than one batch.
     ///
-    /// The lock is held for O(1) moves of whole pieces and a scan of lengths
-    /// (with at most one piece split), so producers are not kept waiting
-    /// while thousands of entries move.
+    /// The lock is held for O(1) moves of whole pieces and a scan of lengths;
+    /// where a batch boundary falls inside a piece (or inside `items`), the
+    /// smaller side of it is copied, so producers are not kept waiting while
+    /// thousands of entries move.
     pub fn take(&self, max_records: usize, max_bytes: usize, out: &mut Vec<Entry>) -> usize {
         // the queue goes on in the spare buffer (already allocated), so
-        // producers never grow a buffer from nothing; the rest of the queue
-        // beyond what is taken (usually a few entries) moves into it
+        // producers never grow a buffer from nothing
         let mut fresh = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
         let mut segments = Vec::new();
-        let mut taken = {
+        let mut taken_items = VecDeque::new();
+        let items_first = {
             let mut s = self.lock();
-            let (mut n, mut bytes) = (0, 0);
-            while let Some(front) = s.made.front_mut() {
-                if n + front.entries.len() <= max_records && bytes + front.bytes <= max_bytes {
-                    n += front.entries.len();
-                    bytes += front.bytes;
-                    segments.extend(s.made.pop_front());
-                    continue;
-                }
-                // the piece that does not fit: its head, if any of it fits
-                let (mut k, mut b) = (0, 0);
-                for e in front.entries.iter().take(max_records - n) {
-                    if bytes + b + e.bytes > max_bytes {
-                        break;
-                    }
-                    b += e.bytes;
-                    k += 1;
-                }
-                if k > 0 {
-                    let head: VecDeque<Entry> = front.entries.drain(..k).collect();
-                    front.bytes -= b;
-                    segments.push(Segment {
-                        entries: head,
-                        bytes: b,
-                    });
-                    n += k;
-                    bytes += b;
-                }
-                break;
-            }
-            s.made_records -= n;
-            s.line_bytes -= bytes;
-            let full = !s.made.is_empty();
-            let (k, b) = if full {
-                (0, 0)
-            } else if n + s.items.len() <= max_records && bytes + s.line_bytes <= max_bytes {
-                (s.items.len(), s.line_bytes)
-            } else {
-                let (mut k, mut b) = (0, 0);
-                for e in s.items.iter().take(max_records - n) {
-                    if bytes + b + e.bytes > max_bytes {
-                        break;
-                    }
-                    b += e.bytes;
-                    k += 1;
-                }
-                (k, b)
+            let made_front = s
+                .made
+                .front()
+                .and_then(|g| g.entries.front())
+                .map(|e| e.accepted_at);
+            let items_front = s.items.front().map(|e| e.accepted_at);
+            let items_first = match (items_front, made_front) {
+                (Some(i), Some(m)) => i < m,
+                (i, _) => i.is_some(),
             };
-            s.line_bytes -= b;
-            fresh.extend(s.items.drain(k..));
-            std::mem::replace(&mut s.items, fresh)
+            let mut room = Room {
+                records: max_records,
+                bytes: max_bytes,
+            };
+            if items_first {
+                if take_items(&mut s, &mut room, &mut fresh, &mut taken_items) {
+                    take_made(&mut s, &mut room, &mut segments);
+                }
+            } else if take_made(&mut s, &mut room, &mut segments) {
+                take_items(&mut s, &mut room, &mut fresh, &mut taken_items);
+            }
+            items_first
         };
         let before = out.len();
+        if items_first {
+            out.extend(taken_items.drain(..));
+        }
         for g in segments {
             out.extend(g.entries);
         }
-        out.extend(taken.drain(..));
+        out.extend(taken_items.drain(..));
         let n = out.len() - before;
         if n > 0 {
             self.room.notify_waiters();
         }
-        // the emptied buffer is the next spare, up to twice what a batch needs
-        if taken.capacity() > 2 * self.wake_records {
-            taken.shrink_to(self.wake_records);
+        // whichever buffer is left empty is the next spare, up to twice what
+        // a batch needs
+        let mut spare = if fresh.capacity() >= taken_items.capacity() {
+            fresh
+        } else {
+            taken_items
+        };
+        spare.clear();
+        if spare.capacity() > 2 * self.wake_records {
+            spare.shrink_to(self.wake_records);
         }
-        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = taken;
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = spare;
         n
     }
 
@@ -384,6 +370,9 @@ impl Queue {
     pub fn take_raw(&self, out: &mut VecDeque<Entry>) -> (usize, usize) {
         debug_assert!(out.is_empty());
         let mut s = self.lock();
+        if s.raw.is_empty() {
+            return (0, 0);
+        }
         std::mem::swap(&mut s.raw, out);
         let n = out.len();
         let bytes = s.raw_bytes - s.serializing_bytes;
@@ -492,6 +481,101 @@ impl Queue {
     }
 }
 
+/// What is left of a batch's limits while `Queue::take` fills it.
+struct Room {
+    records: usize,
+    bytes: usize,
+}
+
+impl Room {
+    /// How many of `entries`, from the front, fit, and their bytes.
+    fn prefix<'a>(&self, entries: impl Iterator<Item = &'a Entry>) -> (usize, usize) {
+        let (mut k, mut b) = (0, 0);
+        for e in entries.take(self.records) {
+            if b + e.bytes > self.bytes {
+                break;
+            }
+            b += e.bytes;
+            k += 1;
+        }
+        (k, b)
+    }
+
+    fn spend(&mut self, records: usize, bytes: usize) {
+        self.records -= records;
+        self.bytes -= bytes;
+    }
+}
+
+/// Moves the serializer's pieces that fit into `out` (whole pieces moved,
+/// the one a boundary falls in split on its smaller side). Returns whether
+/// room is left (every piece was taken).
+fn take_made(s: &mut State, room: &mut Room, out: &mut Vec<Segment>) -> bool {
+    while let Some(front) = s.made.front_mut() {
+        if front.entries.len() <= room.records && front.bytes <= room.bytes {
+            room.spend(front.entries.len(), front.bytes);
+            s.made_records -= front.entries.len();
+            s.line_bytes -= front.bytes;
+            out.extend(s.made.pop_front());
+            continue;
+        }
+        let (k, b) = room.prefix(front.entries.iter());
+        if k > 0 {
+            let head = if k <= front.entries.len() / 2 {
+                front.entries.drain(..k).collect()
+            } else {
+                let rest = front.entries.split_off(k);
+                std::mem::replace(&mut front.entries, rest)
+            };
+            front.bytes -= b;
+            room.spend(k, b);
+            s.made_records -= k;
+            s.line_bytes -= b;
+            out.push(Segment {
+                entries: head,
+                bytes: b,
+            });
+        }
+        return false;
+    }
+    true
+}
+
+/// Moves the lines queued as lines that fit into `out` (an empty buffer):
+/// all of them by a swap with `fresh` (O(1)), or the smaller side of the
+/// boundary copied. Returns whether room is left (all were taken).
+fn take_items(
+    s: &mut State,
+    room: &mut Room,
+    fresh: &mut VecDeque<Entry>,
+    out: &mut VecDeque<Entry>,
+) -> bool {
+    // the lines' bytes less the pieces' (a few): `items`' bytes, no scan
+    let total = s.line_bytes - s.made.iter().map(|g| g.bytes).sum::<usize>();
+    let (k, b) = if s.items.len() <= room.records && total <= room.bytes {
+        (s.items.len(), total)
+    } else {
+        room.prefix(s.items.iter())
+    };
+    if k == 0 {
+        return s.items.is_empty();
+    }
+    room.spend(k, b);
+    s.line_bytes -= b;
+    let all = k == s.items.len();
+    if all {
+        std::mem::swap(&mut s.items, out);
+        std::mem::swap(&mut s.items, fresh);
+    } else if k <= s.items.len() / 2 {
+        out.extend(s.items.drain(..k));
+    } else {
+        fresh.extend(s.items.drain(k..));
+        std::mem::swap(&mut s.items, out);
+        std::mem::swap(&mut s.items, fresh);
+    }
+    all
+}
+
 /// Records in `raw` at which a push wakes the serializer before its next
 /// look (a burst); see `serialize::Serializer` for the usual rhythm.
 const SERIALIZER_WAKE_RECORDS: usize = 1024;
@@ -597,8 +681,8 @@ mod tests {
         assert_eq!(q.take(10, 1_000, &mut out), 2);
         assert_eq!(
             out.iter().map(|e| e.bytes).collect::<Vec<_>>(),
-            [250, 100],
-            "the serializer's lines first, then the lines queued as lines"
+            [100, 250],
+            "the stage whose oldest line is older first: the line queued as a line"
         );
         assert_eq!(q.depth(), (0, 0, None));
     }
@@ -628,6 +712,32 @@ mod tests {
         assert_eq!(q.take(10, 1_000, &mut out), 3);
         assert_eq!(out.iter().map(|e| e.bytes).collect::<Vec<_>>(), [40, 50, 7]);
         assert_eq!(q.depth(), (0, 0, None));
+    }
+
+    #[test]
+    fn a_line_queued_as_a_line_is_not_starved_by_the_serializers_backlog() {
+        let q = Queue::new(1_000, 100_000, 10, 100_000);
+        q.try_push(entry(1))
+            .expect("the oldest line, queued as a line");
+        let mut taken = Vec::new();
+        for round in 0..5 {
+            // a backlog larger than a batch keeps arriving from the serializer
+            let lines: VecDeque<Entry> = (0..15).map(|_| entry(10)).collect();
+            for _ in 0..15 {
+                q.try_push(record(10)).expect("record");
+            }
+            let mut raw = VecDeque::new();
+            q.take_raw(&mut raw);
+            q.put_lines(lines, 15, 150);
+            let mut out = Vec::new();
+            assert_eq!(q.take(10, 100_000, &mut out), 10, "round {round}");
+            taken.extend(out.iter().map(|e| e.bytes));
+        }
+        assert_eq!(
+            taken[0], 1,
+            "the oldest line goes in the first batch: {taken:?}"
+        );
+        assert_eq!(taken.iter().filter(|&&b| b == 1).count(), 1);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -46,6 +46,8 @@
 //! when the bound exceeds `max_batch_bytes / ESCAPE_FACTOR`, so a record
 //! it hands over cannot turn out too large.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -336,10 +338,34 @@ fn serializer(weak: Weak<Shared>) {
 /// returns how many records it took.
 fn serialize_chunk(shared: &Shared) -> usize {
     let mut spare = shared.serializing.lock().unwrap_or_else(|p| p.into_inner());
-    let (n, bounds) = shared.queue.take_raw(&mut spare);
-    if n > 0 {
-        let lines = serialize_all(shared, spare.drain(..));
-        shared.queue.put_lines(lines.into(), n, bounds);
+    let (n, _) = shared.queue.take_raw(&mut spare);
+    // in pieces, each put back when made: after a stall, the batcher sees
+    // lines within a piece's time, not the whole take's
+    while !spare.is_empty() {
+        let k = spare.len().min(PIECE);
+        let bounds: usize = spare.iter().take(k).map(|e| e.bytes).sum();
+        let dropped = Cell::new(0);
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serialize_all(shared, spare.drain(..k), &dropped)
+        }));
+        match made {
+            Ok(lines) => shared.queue.put_lines(lines.into(), k, bounds),
+            Err(_) => {
+                // a panic outside `line` (each record's own is caught): the
+                // piece's lines made so far are gone with the unwinding, so
+                // every record of it not already counted is dropped and
+                // counted, and the piece settled, so the thread goes on
+                let lost = k.saturating_sub(dropped.get()) as u64;
+                shared
+                    .counters
+                    .drop_records(DropReason::Unserializable, lost);
+                shared.queue.put_lines(VecDeque::new(), k, bounds);
+                tracing::error!(
+                    records = lost,
+                    "serializing queued records panicked; they are counted as dropped.unserializable"
+                );
+            }
+        }
     }
     // the emptied buffer goes back to the producers next time: after a
     // burst (up to the queue's record bound, 720 bytes a slot) it keeps
@@ -349,6 +375,9 @@ fn serialize_chunk(shared: &Shared) -> usize {
     }
     n
 }
+
+/// Records serialized and put back at a time.
+const PIECE: usize = 4096;
 
 /// Slots the serializer's spare buffer keeps after a burst (about 3 MB).
 pub(crate) const SPARE_SLOTS: usize = 4096;
@@ -385,11 +414,15 @@ pub(crate) async fn to_lines(shared: &Arc<Shared>, entries: Vec<Entry>) -> Vec<E
         return entries;
     }
     if work < INLINE_BYTES {
-        return serialize_all(shared, entries.into_iter());
+        return serialize_all(shared, entries.into_iter(), &Cell::new(0));
     }
     let n = entries.len() as u64;
     let owned = shared.clone();
-    match tokio::task::spawn_blocking(move || serialize_all(&owned, entries.into_iter())).await {
+    match tokio::task::spawn_blocking(move || {
+        serialize_all(&owned, entries.into_iter(), &Cell::new(0))
+    })
+    .await
+    {
         Ok(lines) => lines,
         Err(e) => {
             // only when the runtime is shutting down (panics are caught per
@@ -405,7 +438,14 @@ pub(crate) async fn to_lines(shared: &Arc<Shared>, entries: Vec<Entry>) -> Vec<E
 /// batcher's own thread (a few tens of µs).
 const INLINE_BYTES: usize = 64 * 1024;
 
-fn serialize_all(shared: &Shared, entries: impl ExactSizeIterator<Item = Entry>) -> Vec<Entry> {
+///
+/// `dropped` counts the records it settled as dropped, as it goes (so a
+/// caller that sees it unwind knows which of its records are still unsettled).
+fn serialize_all(
+    shared: &Shared,
+    entries: impl ExactSizeIterator<Item = Entry>,
+    dropped: &Cell<usize>,
+) -> Vec<Entry> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let record = match e.payload {
@@ -439,6 +479,7 @@ fn serialize_all(shared: &Shared, entries: impl ExactSizeIterator<Item = Entry>)
             }),
             Err(LineError::TooLarge { bytes, limit }) => {
                 shared.counters.drop_records(DropReason::TooLarge, 1);
+                dropped.set(dropped.get() + 1);
                 tracing::error!(
                     bytes,
                     limit,
@@ -448,6 +489,7 @@ fn serialize_all(shared: &Shared, entries: impl ExactSizeIterator<Item = Entry>)
             }
             Err(LineError::Serialize(why)) => {
                 shared.counters.drop_records(DropReason::Unserializable, 1);
+                dropped.set(dropped.get() + 1);
                 tracing::error!(error = %why, "an accepted record could not be serialized; dropped (counted in dropped.unserializable)");
             }
         }

@@ -482,9 +482,10 @@ async fn dropping_the_last_handle_stops_the_tasks() {
 }
 
 /// `log` hands the record over as it is: the queue counts it at its line's
-/// bound, and the batcher redacts it, gives it an id and serializes it.
+/// bound, and the serializer thread redacts it, gives it an id and
+/// serializes it.
 #[tokio::test(flavor = "current_thread")]
-async fn log_hands_the_record_to_the_batcher_which_redacts_and_serializes_it() {
+async fn log_hands_the_record_over_and_the_serializer_redacts_and_serializes_it() {
     let dir = temp_dir("handoff");
     let redaction = Redaction {
         content: ContentPolicy::Hash,
@@ -506,10 +507,18 @@ async fn log_hands_the_record_to_the_batcher_which_redacts_and_serializes_it() {
     }))
     .expect("record");
     let bound = serialize::line_bound(&record, &redaction);
-    logger.log(record).expect("accepted");
-    let m = logger.metrics();
-    assert_eq!((m.accepted, m.queue_records), (1, 1));
-    assert_eq!(m.queue_bytes, bound as u64, "queued at its bound");
+    {
+        // the serializer waits while this is held: the record stays a record
+        let _hold = logger
+            .shared
+            .serializing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        logger.log(record).expect("accepted");
+        let m = logger.metrics();
+        assert_eq!((m.accepted, m.queue_records), (1, 1));
+        assert_eq!(m.queue_bytes, bound as u64, "queued at its bound");
+    }
     let r = logger.shutdown(Duration::from_secs(5)).await;
     assert_eq!(r.metrics.spilled, 1, "{:?}", r.metrics);
     let lines = spilled_lines(&dir);
@@ -538,8 +547,17 @@ async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
     let line = serde_json::to_vec(&record).expect("json").len() + 1;
     let bound = serialize::line_bound(&record, &Redaction::default());
     assert!(bound > line, "a float counts 24 bytes in the bound");
-    logger.log(record).expect("accepted");
-    assert_eq!(logger.metrics().queue_records, 1);
+    assert!(logger.shared.queue.has_serializer(), "the thread runs");
+    {
+        let _hold = logger
+            .shared
+            .serializing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        logger.log(record).expect("accepted");
+        assert_eq!(logger.metrics().queue_records, 1);
+        assert_eq!(logger.metrics().queue_bytes, bound as u64, "a record first");
+    }
     // no batch is due for an hour: only the serializer thread can make it a line
     let t0 = Instant::now();
     while logger.metrics().queue_bytes != line as u64 {
@@ -564,14 +582,22 @@ async fn after_a_burst_the_serializer_keeps_a_small_buffer() {
         ..Config::default()
     })
     .await;
-    // more records than the spare keeps, faster than the serializer's 5 ms look
+    // more records than the spare keeps, all in one take: the serializer
+    // waits while this is held
     let n = serialize::SPARE_SLOTS * 3;
-    for i in 0..n {
-        let record = LogRecord {
-            id: Field::Value(format!("r{i}")),
-            ..LogRecord::default()
-        };
-        logger.log(record).expect("accepted");
+    {
+        let _hold = logger
+            .shared
+            .serializing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for i in 0..n {
+            let record = LogRecord {
+                id: Field::Value(format!("r{i}")),
+                ..LogRecord::default()
+            };
+            logger.log(record).expect("accepted");
+        }
     }
     let t0 = Instant::now();
     while logger.shared.queue.has_raw() {
