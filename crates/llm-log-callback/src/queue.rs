@@ -121,17 +121,21 @@ impl State {
         self.made_records + self.items.len()
     }
 
-    fn oldest_line(&self) -> Option<Instant> {
-        let made = self
-            .made
+    /// When the serializer's oldest line was accepted.
+    fn made_front(&self) -> Option<Instant> {
+        self.made
             .front()
             .and_then(|g| g.entries.front())
-            .map(|e| e.accepted_at);
-        let item = self.items.front().map(|e| e.accepted_at);
-        match (made, item) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .map(|e| e.accepted_at)
+    }
+
+    /// When the oldest line queued as a line was accepted.
+    fn items_front(&self) -> Option<Instant> {
+        self.items.front().map(|e| e.accepted_at)
+    }
+
+    fn oldest_line(&self) -> Option<Instant> {
+        earliest(self.made_front(), self.items_front())
     }
 
     fn bytes(&self) -> usize {
@@ -312,13 +316,7 @@ impl Queue {
         let mut taken_items = VecDeque::new();
         let items_first = {
             let mut s = self.lock();
-            let made_front = s
-                .made
-                .front()
-                .and_then(|g| g.entries.front())
-                .map(|e| e.accepted_at);
-            let items_front = s.items.front().map(|e| e.accepted_at);
-            let items_first = match (items_front, made_front) {
+            let items_first = match (s.items_front(), s.made_front()) {
                 (Some(i), Some(m)) => i < m,
                 (i, _) => i.is_some(),
             };
@@ -466,11 +464,7 @@ impl Queue {
     pub fn depth(&self) -> (usize, usize, Option<Instant>) {
         let s = self.lock();
         let raw = s.raw.front().map(|e| e.accepted_at);
-        let oldest = match (s.oldest_line(), raw) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        (s.records(), s.bytes(), oldest)
+        (s.records(), s.bytes(), earliest(s.oldest_line(), raw))
     }
 
     /// (records, bytes, oldest accept time) of the lines, what the batcher
@@ -478,6 +472,14 @@ impl Queue {
     pub fn lines_depth(&self) -> (usize, usize, Option<Instant>) {
         let s = self.lock();
         (s.lines(), s.line_bytes, s.oldest_line())
+    }
+}
+
+/// The earlier of two times, either of which may be missing.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

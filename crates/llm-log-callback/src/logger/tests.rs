@@ -481,6 +481,17 @@ async fn dropping_the_last_handle_stops_the_tasks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keeps the serializer thread from taking records while it is held.
+fn hold_serializer(
+    logger: &Logger,
+) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Entry>> {
+    logger
+        .shared
+        .serializing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 /// `log` hands the record over as it is: the queue counts it at its line's
 /// bound, and the serializer thread redacts it, gives it an id and
 /// serializes it.
@@ -509,11 +520,7 @@ async fn log_hands_the_record_over_and_the_serializer_redacts_and_serializes_it(
     let bound = serialize::line_bound(&record, &redaction);
     {
         // the serializer waits while this is held: the record stays a record
-        let _hold = logger
-            .shared
-            .serializing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _hold = hold_serializer(&logger);
         logger.log(record).expect("accepted");
         let m = logger.metrics();
         assert_eq!((m.accepted, m.queue_records), (1, 1));
@@ -549,11 +556,7 @@ async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
     assert!(bound > line, "a float counts 24 bytes in the bound");
     assert!(logger.shared.queue.has_serializer(), "the thread runs");
     {
-        let _hold = logger
-            .shared
-            .serializing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _hold = hold_serializer(&logger);
         logger.log(record).expect("accepted");
         assert_eq!(logger.metrics().queue_records, 1);
         assert_eq!(logger.metrics().queue_bytes, bound as u64, "a record first");
@@ -586,11 +589,7 @@ async fn after_a_burst_the_serializer_keeps_a_small_buffer() {
     // waits while this is held
     let n = serialize::SPARE_SLOTS * 3;
     {
-        let _hold = logger
-            .shared
-            .serializing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _hold = hold_serializer(&logger);
         for i in 0..n {
             let record = LogRecord {
                 id: Field::Value(format!("r{i}")),
