@@ -197,18 +197,12 @@ impl Batcher {
         uploads: &mut JoinSet<()>,
         rolling: &Option<mpsc::Sender<RollingMsg>>,
     ) {
+        // the queue hands out lines only (the serializer thread made them),
+        // so a batch is ready to be named and encoded
         let Some(tx) = rolling else {
-            // per record, the path needs the record's id, which making its
-            // line may give: made a line here (one record: cheap)
-            let entries = if self.config.layout == LayoutMode::PerRecord {
-                to_lines(&self.shared, entries).await
-            } else {
-                entries
-            };
             return self.dispatch_upload(entries, permits, uploads).await;
         };
         // rolling: one writer appends batch after batch, in order
-        let entries = to_lines(&self.shared, entries).await;
         if entries.is_empty() {
             return;
         }
@@ -228,11 +222,10 @@ impl Batcher {
         }
     }
 
-    /// A batch of the per-batch (or per-record) layout: its records are made
-    /// lines, encoded and written inside its upload task, so batches are
-    /// serialized in parallel (up to `max_concurrent_uploads`), not one after
-    /// another on the batcher. Named here (per record, from the id its line
-    /// already has).
+    /// A batch of the per-batch (or per-record) layout: its lines are
+    /// encoded and written inside its upload task, so batches are encoded in
+    /// parallel (up to `max_concurrent_uploads`), not one after another on
+    /// the batcher. Named here (per record, from the id its line has).
     async fn dispatch_upload(
         &mut self,
         entries: Vec<Entry>,
@@ -251,12 +244,7 @@ impl Batcher {
         let shared = self.shared.clone();
         let uploader = self.uploader.clone();
         uploads.spawn(async move {
-            // a record that cannot be made a line is counted as dropped
-            // (with its reason) by `to_lines`
-            let entries = to_lines(&shared, entries).await;
-            if !entries.is_empty() {
-                uploader.deliver(build_batch(target, entries).await).await;
-            }
+            uploader.deliver(build_batch(target, entries).await).await;
             shared
                 .counters
                 .in_flight
@@ -308,7 +296,7 @@ async fn build_batch(target: Target, entries: Vec<Entry>) -> Batch {
 }
 
 /// The entries' lines in one buffer, and where journaled ones sit in the
-/// journal. Every entry is a line by now (`serialize::to_lines`).
+/// journal. Every entry is a line by now (the queue hands out lines only).
 fn concat(entries: Vec<Entry>) -> (Vec<u8>, Vec<JournalRef>) {
     let mut buf = Vec::with_capacity(entries.iter().map(|e| e.bytes).sum());
     let mut journal = Vec::new();

@@ -33,8 +33,8 @@ use crate::record::LogRecord;
 pub(crate) enum Payload {
     /// A serialized record: one NDJSON line, newline included.
     Line(Vec<u8>),
-    /// A record as `Logger::log` took it; the batcher redacts and serializes
-    /// it (`serialize::to_lines`).
+    /// A record as `Logger::log` took it; the serializer thread redacts and serializes
+    /// it (`serialize.rs`).
     Record(LogRecord),
 }
 

@@ -538,13 +538,19 @@ async fn log_hands_the_record_over_and_the_serializer_redacts_and_serializes_it(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
-    let logger = offline(Config {
+/// An offline logger with no batch due for an hour: only the serializer
+/// thread moves what `log` queued.
+async fn offline_no_batch_due() -> Logger {
+    offline(Config {
         max_batch_age: Duration::from_secs(3_600),
         ..Config::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
+    let logger = offline_no_batch_due().await;
     let record = LogRecord {
         id: Field::Value("r1".into()),
         model: Field::Value("gpt-4o".into()),
@@ -580,11 +586,7 @@ async fn records_wait_as_lines_within_milliseconds_not_for_a_batch() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn after_a_burst_the_serializer_keeps_a_small_buffer() {
-    let logger = offline(Config {
-        max_batch_age: Duration::from_secs(3_600),
-        ..Config::default()
-    })
-    .await;
+    let logger = offline_no_batch_due().await;
     // more records than the spare keeps, all in one take: the serializer
     // waits while this is held
     let n = serialize::SPARE_SLOTS * 3;
