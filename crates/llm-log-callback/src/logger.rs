@@ -373,21 +373,24 @@ impl Logger {
         if self.shared.queue.is_closed() {
             return Err(LogError::ShutDown);
         }
+        // a text the scan refuses goes to serde_json below, whose error
+        // says what is wrong (and which has the last word, should the two
+        // ever disagree)
         if self.shared.redaction.content == ContentPolicy::Keep {
-            let s = scan::scan(json, &self.shared.redaction)
-                .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
-            // an id that is null or empty is replaced, as `log` does
-            let kept = !s.rewrite
-                && !matches!(&s.id, Some(None))
-                && !matches!(&s.id, Some(Some(id)) if id.is_empty());
-            if kept {
-                let declared = s.id.flatten();
-                let own = if want_id {
-                    declared.as_deref().map(str::to_string)
-                } else {
-                    None
-                };
-                return Ok((self.raw_entry(json, declared)?, own));
+            if let Ok(s) = scan::scan(json, &self.shared.redaction) {
+                // an id that is null or empty is replaced, as `log` does
+                let kept = !s.rewrite
+                    && !matches!(&s.id, Some(None))
+                    && !matches!(&s.id, Some(Some(id)) if id.is_empty());
+                if kept {
+                    let declared = s.id.flatten();
+                    let own = if want_id {
+                        declared.as_deref().map(str::to_string)
+                    } else {
+                        None
+                    };
+                    return Ok((self.raw_entry(json, declared, s.breaks)?, own));
+                }
             }
         }
         let record =
@@ -401,7 +404,13 @@ impl Logger {
     }
 
     /// The queue entry of a scanned JSON object, its text kept.
-    fn raw_entry(&self, json: &str, id: Option<Cow<'_, str>>) -> Result<Entry, LogError> {
+    /// `breaks`: the scan saw a raw line break between tokens.
+    fn raw_entry(
+        &self,
+        json: &str,
+        id: Option<Cow<'_, str>>,
+        breaks: bool,
+    ) -> Result<Entry, LogError> {
         let text = json.trim();
         let mut line = Vec::with_capacity(text.len() + if id.is_none() { 48 } else { 1 });
         // a copy, then the line breaks (outside strings: a scanned JSON
@@ -410,6 +419,9 @@ impl Logger {
         let one_line = |line: &mut Vec<u8>, s: &str| {
             let start = line.len();
             line.extend_from_slice(s.as_bytes());
+            if !breaks {
+                return;
+            }
             for b in &mut line[start..] {
                 if *b == b'\n' || *b == b'\r' {
                     *b = b' ';

@@ -505,6 +505,22 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
             (ns, a1 - a0, b1 - b0, ok)
         })
     };
+    // the reference for `log_json`: copying the same text, same load
+    let copy = {
+        let texts = texts.clone();
+        paced(seconds, rate, usize::MAX, move |p, i| {
+            let ring = &texts[p as usize];
+            let text = &ring[i as usize % ring.len()];
+            let (a0, b0) = allocs();
+            let t = Instant::now();
+            let line = std::hint::black_box(text.as_bytes().to_vec());
+            drop(line);
+            let ns = t.elapsed().as_nanos() as u32;
+            let (a1, b1) = allocs();
+            (ns, a1 - a0, b1 - b0, true)
+        })
+    };
+    let floor = handoff_floor(seconds, rate, &rings);
     let report = rt.block_on(logger.shutdown(Duration::from_secs(30)));
     let m = report.metrics;
     let otel = otel_emit(seconds, rate);
@@ -515,6 +531,8 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         "seconds": seconds,
         "log": summarize(log),
         "log_json": summarize(json_path),
+        "copy": summarize(copy),
+        "floor": summarize(floor),
         "otel": otel?,
         "tracing_appender": appender?,
         "record_clone_ns": clone_ns,
@@ -524,6 +542,44 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         "complete": report.complete,
         "metrics": metrics_json(&m),
     }))
+}
+
+/// The least a hand-off of a `LogRecord` can do, under the same load and
+/// pacing as `log()`: move the same record into one `Mutex<VecDeque>`
+/// shared by the producers, which another thread empties every 5 ms (a swap
+/// with the buffer it emptied last time, then drops the records, as the
+/// serializer thread does). No bound, no counters, no serialization.
+fn handoff_floor(seconds: f64, rate: f64, rings: &Arc<Vec<Arc<Vec<LogRecord>>>>) -> Samples {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    let queue: Arc<Mutex<VecDeque<LogRecord>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let (queue, stop) = (queue.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut spare = VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                std::mem::swap(&mut *queue.lock().expect("floor queue"), &mut spare);
+                spare.clear();
+            }
+        })
+    };
+    let rings = rings.clone();
+    let q = queue.clone();
+    let samples = paced(seconds, rate, usize::MAX, move |p, i| {
+        let ring = &rings[p as usize];
+        let record = ring[i as usize % ring.len()].clone();
+        let (a0, b0) = allocs();
+        let t = Instant::now();
+        q.lock().expect("floor queue").push_back(record);
+        let ns = t.elapsed().as_nanos() as u32;
+        let (a1, b1) = allocs();
+        (ns, a1 - a0, b1 - b0, true)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    samples
 }
 
 /// `serde_json` → OpenTelemetry's `AnyValue` (a `null` has no `AnyValue`:

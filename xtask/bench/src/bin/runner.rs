@@ -1136,6 +1136,8 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
         for (path, what) in [
             ("log", "log()"),
             ("log_json", "log_json()"),
+            ("copy", "copy of the JSON text"),
+            ("floor", "hand-off floor (Mutex<VecDeque> push)"),
             ("otel", "opentelemetry_sdk emit()"),
             ("tracing_appender", "tracing_appender non_blocking write"),
         ] {
@@ -1155,7 +1157,15 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
         ("log", "`Logger::log(LogRecord)`"),
         (
             "log_json",
-            "`Logger::log_json(&str)` (pre-serialized input: parsed, redacted, re-serialized)",
+            "`Logger::log_json(&str)` (pre-serialized input: one checking pass, the text kept)",
+        ),
+        (
+            "copy",
+            "reference for `log_json`: a copy of the same JSON text into a new `Vec<u8>`, dropped",
+        ),
+        (
+            "floor",
+            "floor for `log()`: the same record moved into one `Mutex<VecDeque>` that another thread swaps out every 5 ms (no bound, counters or serialization)",
         ),
         (
             "otel",
@@ -1227,7 +1237,28 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
             .unwrap_or_default(),
         allocs.map(|v| v < 0.01),
     );
-    report.notes.push("hot path: there is no pre-serialized `log` variant (bytes in, no re-serialization); `log_json` is the nearest and is reported".into());
+    for q in ["p50", "p99"] {
+        report.ratio(
+            format!("hotpath_log_{q}_vs_floor"),
+            report.get(&format!("hotpath_log_{q}_ns")),
+            report.get(&format!("hotpath_floor_{q}_ns")),
+            None,
+        );
+        report.ratio(
+            format!("hotpath_log_json_{q}_vs_copy"),
+            report.get(&format!("hotpath_log_json_{q}_ns")),
+            report.get(&format!("hotpath_copy_{q}_ns")),
+            Some(("<=", 2.0)),
+        );
+    }
+    let json_allocs = report.get("hotpath_log_json_allocs_per_call");
+    report.target(
+        "`log_json` makes ≤ 3 allocations per call",
+        json_allocs
+            .map(|v| format!("{v:.4} allocs/call"))
+            .unwrap_or_default(),
+        json_allocs.map(|v| v <= 3.0),
+    );
     report.raw.insert("hotpath", runs);
     Ok(())
 }
