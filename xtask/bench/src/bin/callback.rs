@@ -449,6 +449,18 @@ where
     all
 }
 
+/// One timed call: its ns, the allocations and bytes it made on this
+/// thread, and whether it succeeded.
+#[inline(always)]
+fn timed(call: impl FnOnce() -> bool) -> (u32, u64, u64, bool) {
+    let (a0, b0) = allocs();
+    let t = Instant::now();
+    let ok = call();
+    let ns = t.elapsed().as_nanos() as u32;
+    let (a1, b1) = allocs();
+    (ns, a1 - a0, b1 - b0, ok)
+}
+
 /// `log()` latency and allocations with 4 producers while uploads run.
 fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
     let seconds: f64 = arg(args, "seconds", 5.0);
@@ -482,12 +494,7 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         paced(seconds, rate, usize::MAX, move |p, i| {
             let ring = &rings[p as usize];
             let record = ring[i as usize % ring.len()].clone();
-            let (a0, b0) = allocs();
-            let t = Instant::now();
-            let ok = logger.log(record).is_ok();
-            let ns = t.elapsed().as_nanos() as u32;
-            let (a1, b1) = allocs();
-            (ns, a1 - a0, b1 - b0, ok)
+            timed(|| logger.log(record).is_ok())
         })
     };
     let cpu_log = cpu_time() - cpu0;
@@ -497,12 +504,7 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         paced(seconds, rate, usize::MAX, move |p, i| {
             let ring = &texts[p as usize];
             let text = &ring[i as usize % ring.len()];
-            let (a0, b0) = allocs();
-            let t = Instant::now();
-            let ok = logger.log_json(text).is_ok();
-            let ns = t.elapsed().as_nanos() as u32;
-            let (a1, b1) = allocs();
-            (ns, a1 - a0, b1 - b0, ok)
+            timed(|| logger.log_json(text).is_ok())
         })
     };
     // the reference for `log_json`: copying the same text, same load
@@ -511,13 +513,10 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         paced(seconds, rate, usize::MAX, move |p, i| {
             let ring = &texts[p as usize];
             let text = &ring[i as usize % ring.len()];
-            let (a0, b0) = allocs();
-            let t = Instant::now();
-            let line = std::hint::black_box(text.as_bytes().to_vec());
-            drop(line);
-            let ns = t.elapsed().as_nanos() as u32;
-            let (a1, b1) = allocs();
-            (ns, a1 - a0, b1 - b0, true)
+            timed(|| {
+                drop(std::hint::black_box(text.as_bytes().to_vec()));
+                true
+            })
         })
     };
     let floor = handoff_floor(seconds, rate, &rings);
@@ -570,12 +569,10 @@ fn handoff_floor(seconds: f64, rate: f64, rings: &Arc<Vec<Arc<Vec<LogRecord>>>>)
     let samples = paced(seconds, rate, usize::MAX, move |p, i| {
         let ring = &rings[p as usize];
         let record = ring[i as usize % ring.len()].clone();
-        let (a0, b0) = allocs();
-        let t = Instant::now();
-        q.lock().expect("floor queue").push_back(record);
-        let ns = t.elapsed().as_nanos() as u32;
-        let (a1, b1) = allocs();
-        (ns, a1 - a0, b1 - b0, true)
+        timed(|| {
+            q.lock().expect("floor queue").push_back(record);
+            true
+        })
     });
     stop.store(true, Ordering::Relaxed);
     let _ = drain.join();
@@ -658,12 +655,10 @@ fn otel_emit(seconds: f64, rate: f64) -> Result<Value, String> {
         paced(seconds, rate, usize::MAX, move |p, i| {
             let ring = &rings[p as usize];
             let record = ring[i as usize % ring.len()].clone();
-            let (a0, b0) = allocs();
-            let t = Instant::now();
-            logger.emit(record);
-            let ns = t.elapsed().as_nanos() as u32;
-            let (a1, b1) = allocs();
-            (ns, a1 - a0, b1 - b0, true)
+            timed(|| {
+                logger.emit(record);
+                true
+            })
         })
     };
     provider.shutdown().map_err(|e| e.to_string())?;
@@ -699,12 +694,7 @@ fn non_blocking_write(
         let mut w = writers[p as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let (a0, b0) = allocs();
-        let t = Instant::now();
-        let ok = w.write_all(line).is_ok();
-        let ns = t.elapsed().as_nanos() as u32;
-        let (a1, b1) = allocs();
-        (ns, a1 - a0, b1 - b0, ok)
+        timed(|| w.write_all(line).is_ok())
     });
     drop(guard);
     Ok(summarize(samples))
