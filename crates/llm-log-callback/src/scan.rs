@@ -571,7 +571,7 @@ fn unescape<'o>(raw: &str, out: &'o mut String) -> &'o str {
 mod tests {
     use super::*;
     use crate::LogRecord;
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
     use std::fmt;
 
@@ -581,34 +581,32 @@ mod tests {
 
     /// What serde_json says of `text`, independently of the scan: whether
     /// it is a valid record (`LogRecord::from_json`), its id, and whether it
-    /// must be rebuilt (a string value redaction changes, found by walking
-    /// serde_json's tree, or a typed key that appears twice, found by
-    /// serde_json's own pass over the top-level keys).
+    /// must be rebuilt (a string value redaction changes, found by
+    /// serde_json's own pass over every value, repeated keys' included, or a
+    /// typed key that appears twice, found by its pass over the top-level
+    /// keys).
     fn oracle(text: &str, r: &Redaction) -> Option<(Option<Option<String>>, bool)> {
         LogRecord::from_json(text).ok()?;
         let v: Value = serde_json::from_str(text).ok()?;
-        let TopKeys(keys) = serde_json::from_str(text).ok()?;
-        let repeated = TYPED
-            .iter()
-            .any(|(name, _)| keys.iter().filter(|k| k == name).count() > 1);
+        let StringValues(strings) = serde_json::from_str(text).ok()?;
         let id = match v.get("id") {
             None => None,
             Some(Value::String(s)) => Some(Some(s.clone())),
             Some(_) => Some(None),
         };
-        fn strings(v: &Value, f: &mut dyn FnMut(&str)) {
-            match v {
-                Value::String(s) => f(s),
-                Value::Array(a) => a.iter().for_each(|x| strings(x, f)),
-                Value::Object(o) => o.values().for_each(|x| strings(x, f)),
-                _ => {}
-            }
-        }
-        let mut changes = false;
-        strings(&v, &mut |s| changes |= r.changes(s));
-        Some((id, repeated || changes))
+        let changes = strings.iter().any(|s| r.changes(s));
+        Some((id, repeats_a_typed_field(text) || changes))
     }
 
+    fn repeats_a_typed_field(text: &str) -> bool {
+        serde_json::from_str(text).is_ok_and(|TopKeys(keys)| {
+            TYPED
+                .iter()
+                .any(|(name, _)| keys.iter().filter(|k| k == name).count() > 1)
+        })
+    }
+
+    /// The top-level keys of a text, in order, repeats included.
     struct TopKeys(Vec<String>);
 
     impl<'de> serde::Deserialize<'de> for TopKeys {
@@ -631,6 +629,63 @@ mod tests {
         }
     }
 
+    /// Every string value of a text (not keys), repeated keys' values
+    /// included: serde_json's parser, no tree.
+    struct StringValues(Vec<String>);
+
+    impl<'de> serde::Deserialize<'de> for StringValues {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let mut out = Vec::new();
+            Collect(&mut out).deserialize(d)?;
+            Ok(StringValues(out))
+        }
+    }
+
+    struct Collect<'o>(&'o mut Vec<String>);
+
+    impl<'de> DeserializeSeed<'de> for Collect<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Collect<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, s: &str) -> Result<(), E> {
+            self.0.push(s.to_string());
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Collect(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(Collect(&mut *self.0))?;
+            }
+            Ok(())
+        }
+    }
+
     fn scanned(text: &str, r: &Redaction) -> Option<(Option<Option<String>>, bool)> {
         let s = scan(text, r).ok()?;
         Some((s.id.map(|id| id.map(Cow::into_owned)), s.rewrite))
@@ -641,6 +696,13 @@ mod tests {
         let max = "1".to_string() + &"0".repeat(308);
         let over = "2".to_string() + &"0".repeat(308);
         let nested = |d: usize| format!(r#"{{"a":{}{}}}"#, "[".repeat(d - 1), "]".repeat(d - 1));
+        let nested_objects = |d: usize| {
+            format!(
+                r#"{{"a":{}1{}}}"#,
+                r#"{"b":"#.repeat(d - 1),
+                "}".repeat(d - 1)
+            )
+        };
         let cases = [
             r#"{"id":"a","prompt_tokens":3,"response_cost":0.5,"cache_hit":true,"x":[1,{"y":null}]}"#.to_string(),
             r#"{"id":"a\"b"}"#.into(),
@@ -696,6 +758,12 @@ mod tests {
             nested(126),
             nested(127),
             nested(128),
+            nested_objects(127),
+            nested_objects(128),
+            format!(r#"{{"n":{over}e-1}}"#),
+            format!(r#"{{"n":-{over}}}"#),
+            r#"{"n":1e99999999999}"#.into(),
+            r#"{"n":0e99999999999}"#.into(),
         ];
         for text in &cases {
             let scanned = scan(text, &off());
@@ -709,6 +777,13 @@ mod tests {
         // the limit is where serde_json puts it, not above or below
         assert!(scan(&nested(127), &off()).is_ok());
         assert!(scan(&nested(128), &off()).is_err());
+        assert!(scan(&nested_objects(127), &off()).is_ok());
+        assert!(scan(&nested_objects(128), &off()).is_err());
+        // a typed field twice, the first of the wrong type: the scan refuses
+        // what serde_json takes (a `Value` keeps the last), and the logger
+        // hands such a text to serde_json
+        let twice = r#"{"prompt_tokens":"x","prompt_tokens":1}"#;
+        assert!(scan(twice, &off()).is_err() && LogRecord::from_json(twice).is_ok());
 
         let s = scan(r#"{"x":1,"id":"chatcmpl-1"}"#, &off()).expect("scan");
         assert_eq!(s.id, Some(Some(Cow::Borrowed("chatcmpl-1"))));
@@ -737,9 +812,14 @@ mod tests {
         let image =
             r#"{"messages":[{"content":[{"image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
         assert!(scan(image, &r).expect("scan").rewrite);
-        // the same URL with an escape in it, where the scan must decode it
-        let escaped = r#"{"messages":[{"url":"data:image\/png;base64,AAAA"}]}"#;
+        // the same URL with an escape in its `data:`, where the scan must
+        // decode it to see one
+        let escaped = r#"{"messages":[{"url":"da\u0074a:image/png;base64,AAAA"}]}"#;
         assert!(scan(escaped, &r).expect("scan").rewrite);
+        // a repeated (untyped) key whose first value redaction would change:
+        // rebuilt, whichever value the record keeps
+        let repeated = r#"{"a":"data:image/png;base64,AAAA","a":"x"}"#;
+        assert!(scan(repeated, &r).expect("scan").rewrite);
         let escaped_start = r#"{"messages":[{"url":"\u0064ata:image/png;base64,AAAA"}]}"#;
         assert!(scan(escaped_start, &r).expect("scan").rewrite);
         let long = format!(r#"{{"custom":{{"deep":["{}"]}}}}"#, "y".repeat(70_000));
@@ -859,6 +939,10 @@ mod tests {
             "\\/",
             "x",
             "\"d\\u0061ta:a;base64,A\"",
+            "\"a\":\"data:a;base64,A\",\"a\":1,",
+            "\"prompt_tokens\":\"x\",",
+            "\"total_tokens\":7,",
+            "[[{\"a\":{}}]]",
         ];
         let redactions = [
             off(),
@@ -869,7 +953,7 @@ mod tests {
             },
         ];
         let mut rng = fastrand::Rng::with_seed(0x5ca4);
-        let (mut valid, mut invalid) = (0, 0);
+        let (mut valid, mut invalid, mut fallbacks) = (0, 0, 0);
         for n in 0..30_000 {
             let mut text = bases[n % bases.len()].clone();
             for _ in 0..rng.usize(0..4) {
@@ -899,7 +983,15 @@ mod tests {
             }
             let r = &redactions[n % redactions.len()];
             let expected = oracle(&text, r);
-            assert_eq!(scanned(&text, r), expected, "{text:?} with {r:?}");
+            let got = scanned(&text, r);
+            if got.is_none() && expected.is_some() && repeats_a_typed_field(&text) {
+                // the one refusal serde_json does not make: a typed field
+                // given twice, the first of the wrong type (a `Value` keeps
+                // the last); such a text goes the record's way, whole
+                fallbacks += 1;
+                continue;
+            }
+            assert_eq!(got, expected, "{text:?} with {r:?}");
             match expected {
                 Some(_) => {
                     valid += 1;
@@ -912,7 +1004,7 @@ mod tests {
         // both sides were exercised, not just one
         assert!(
             valid > 3_000 && invalid > 3_000,
-            "{valid} valid, {invalid} invalid"
+            "{valid} valid, {invalid} invalid, {fallbacks} left to serde_json"
         );
     }
 }
