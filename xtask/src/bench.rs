@@ -33,7 +33,7 @@ use crate::util::{cargo, run_checked, workspace_root};
 use crate::Result;
 
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--soak] [--only sign,storage,e2e,verify,saturate,hotpath,soak,seed]";
+    "usage: cargo xtask bench [--quick] [--soak] [--only sign,storage,saturate,hotpath,soak,formats,e2e,verify,seed]";
 
 /// Entry point of `cargo xtask bench`.
 pub fn run(args: &[String]) -> Result {
