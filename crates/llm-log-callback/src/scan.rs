@@ -17,8 +17,9 @@
 //! refuses goes to serde_json anyway (see `Logger::json_entry`), which gives
 //! the error its message and has the last word.
 //!
-//! Nothing here allocates, except for the `id` or a string redaction must
-//! look at when they hold escapes.
+//! Nothing here allocates, except when the `id`, a top-level key, or a
+//! string redaction must look at holds escapes (one scratch buffer per scan,
+//! plus the `id`'s own).
 
 use std::borrow::Cow;
 
