@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::Semaphore;
@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 
 use crate::credential::Credential;
 use crate::error::{redact_service_message, Error, ErrorKind};
-use crate::ops::{format_http_date, header_str};
+use crate::ops::{format_http_date, header_str, names};
 use crate::retry::{server_retry_after, RetryPolicy};
 use crate::sign;
 
@@ -189,9 +189,13 @@ impl Transport {
     ) -> Outcome {
         let span =
             tracing::debug_span!("adls_op", op, method = %req.method(), path = %req.uri().path());
-        self.execute_inner(account, credential, req)
-            .instrument(span)
-            .await
+        // boxed: the attempt loop with its sends is a future of a few KiB,
+        // and every caller's future would otherwise carry (and copy) it
+        Box::pin(
+            self.execute_inner(account, credential, req)
+                .instrument(span),
+        )
+        .await
     }
 
     async fn execute_inner(
@@ -306,10 +310,15 @@ impl Transport {
         credential: &Credential,
         req: &Request<Bytes>,
     ) -> Result<Prepared, Error> {
-        let mut headers = req.headers().clone();
-        headers.insert("x-ms-date", current_date_header());
-        headers.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
-        headers.insert("x-ms-client-request-id", new_request_id());
+        // room for what this attempt adds (three here, the signature, and
+        // `Host` in the pool), so the map is not grown and rehashed
+        let mut headers = HeaderMap::with_capacity(req.headers().len() + 5);
+        for (name, value) in req.headers() {
+            headers.append(name.clone(), value.clone());
+        }
+        headers.insert(names::X_MS_DATE, current_date_header());
+        headers.insert(names::X_MS_VERSION, HeaderValue::from_static(API_VERSION));
+        headers.insert(names::X_MS_CLIENT_REQUEST_ID, new_request_id());
         let mut uri = req.uri().clone();
         let mut secrets = Vec::new();
         let mut token = None;

@@ -266,7 +266,7 @@ impl File {
         };
         if let Some(md5) = content_md5 {
             req.headers_mut().insert(
-                http::header::HeaderName::from_static("content-md5"),
+                crate::ops::names::CONTENT_MD5,
                 crate::ops::header_value(md5, "Content-MD5")?,
             );
         }

@@ -10,8 +10,9 @@ use http::{HeaderMap, HeaderName, Method, Request};
 use url::Url;
 
 use super::{
-    build_uri, header_str, header_value, headers_with_length, insert, parse_http_date, request,
-    xml, ByteRange, Checksums, Conditions, ListPage, Metadata, PathItem, PathProperties, WriterId,
+    build_uri, header_str, header_value, headers_with_length, insert, names, parse_http_date,
+    request, xml, ByteRange, Checksums, Conditions, ListPage, Metadata, PathItem, PathProperties,
+    WriterId,
 };
 use crate::error::Error;
 
@@ -76,7 +77,7 @@ impl PutBlob<'_> {
         let uri = build_uri(endpoint, self.container, Some(self.blob), &[])?;
         let mut h = headers_with_length(self.body.len());
         self.conditions.apply(&mut h)?;
-        insert(&mut h, "x-ms-blob-type", "BlockBlob")?;
+        insert(&mut h, names::X_MS_BLOB_TYPE, "BlockBlob")?;
         blob_properties(
             &mut h,
             self.content_type,
@@ -133,7 +134,16 @@ impl PutBlock<'_> {
 /// retried append of one writer rewrites its own block, and two writers of
 /// one blob never touch each other's.
 pub fn block_id(writer: WriterId, position: u64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{writer}{position:022}"))
+    // built on the stack: this runs for every block staged
+    let mut raw = [b'0'; 54];
+    raw[..32].copy_from_slice(&writer.hex());
+    // u64::MAX has 20 digits: the first two of the 22 stay '0'
+    let mut n = position;
+    for d in raw[32..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 /// The writer and position encoded in a [`block_id`], if the id is one of ours.
@@ -288,7 +298,7 @@ impl PutBlockList<'_> {
             self.metadata,
         )?;
         if let Some(md5) = self.content_md5 {
-            insert(&mut h, "x-ms-blob-content-md5", md5)?;
+            insert(&mut h, names::X_MS_BLOB_CONTENT_MD5, md5)?;
         }
         Ok(request(Method::PUT, uri, h, Bytes::from(body)))
     }
@@ -311,7 +321,7 @@ impl GetBlob<'_> {
         let uri = build_uri(endpoint, self.container, Some(self.blob), &[])?;
         let mut h = HeaderMap::new();
         if let Some(v) = self.range.map(|r| r.header()).transpose()?.flatten() {
-            h.insert("x-ms-range", v);
+            h.insert(names::X_MS_RANGE, v);
         }
         Ok(request(Method::GET, uri, h, Bytes::new()))
     }
@@ -489,10 +499,10 @@ fn blob_properties(
     metadata: &Metadata,
 ) -> Result<(), Error> {
     if let Some(ct) = content_type {
-        insert(h, "x-ms-blob-content-type", ct)?;
+        insert(h, names::X_MS_BLOB_CONTENT_TYPE, ct)?;
     }
     if let Some(ce) = content_encoding {
-        insert(h, "x-ms-blob-content-encoding", ce)?;
+        insert(h, names::X_MS_BLOB_CONTENT_ENCODING, ce)?;
     }
     for (n, v) in metadata.iter() {
         let name = HeaderName::from_bytes(format!("x-ms-meta-{n}").as_bytes()).map_err(|_| {
@@ -525,6 +535,15 @@ mod tests {
         assert!(!a.ends_with('='));
         assert_ne!(block_id(w, 7), block_id(other, 7));
         assert_eq!(parse_block_id(&a), Some((w, 0)));
+        // the digits as a formatter would write them, for positions of
+        // every width
+        for p in [0, 7, 10, 12_345, 1 << 40, u64::MAX - 1, u64::MAX] {
+            let formatted = base64::engine::general_purpose::STANDARD
+                .encode(format!("0123456789abcdef0123456789abcdef{p:022}"));
+            assert_eq!(block_id(w, p), formatted, "{p}");
+        }
+        assert_eq!(w.to_string(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(other.to_string(), "ffffffffffffffffffffffffffffffff");
         assert_eq!(parse_block_id(&b), Some((other, u64::MAX)));
         assert_eq!(parse_block_id("Zm9v"), None);
         // the format of earlier versions is not ours any more

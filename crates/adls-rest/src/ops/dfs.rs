@@ -7,7 +7,7 @@ use http::{HeaderMap, Method, Request};
 use url::Url;
 
 use super::{
-    build_uri, header_str, headers_with_length, insert, parse_http_date, request, ByteRange,
+    build_uri, header_str, headers_with_length, insert, names, parse_http_date, request, ByteRange,
     Checksums, Conditions, ListPage, Metadata, PathItem, PathProperties,
 };
 use crate::error::Error;
@@ -101,13 +101,17 @@ impl CreatePath<'_> {
         let mut h = headers_with_length(0);
         self.conditions.apply(&mut h)?;
         if let Some(ct) = self.content_type {
-            insert(&mut h, "x-ms-content-type", ct)?;
+            insert(&mut h, names::X_MS_CONTENT_TYPE, ct)?;
         }
         if let Some(ce) = self.content_encoding {
-            insert(&mut h, "x-ms-content-encoding", ce)?;
+            insert(&mut h, names::X_MS_CONTENT_ENCODING, ce)?;
         }
         if !self.metadata.is_empty() {
-            insert(&mut h, "x-ms-properties", &encode_properties(self.metadata))?;
+            insert(
+                &mut h,
+                names::X_MS_PROPERTIES,
+                &encode_properties(self.metadata),
+            )?;
         }
         Ok(request(Method::PUT, uri, h, Bytes::new()))
     }
@@ -217,13 +221,13 @@ impl FlushData<'_> {
         let mut h = headers_with_length(0);
         self.conditions.apply(&mut h)?;
         if let Some(ct) = self.content_type {
-            insert(&mut h, "x-ms-content-type", ct)?;
+            insert(&mut h, names::X_MS_CONTENT_TYPE, ct)?;
         }
         if let Some(ce) = self.content_encoding {
-            insert(&mut h, "x-ms-content-encoding", ce)?;
+            insert(&mut h, names::X_MS_CONTENT_ENCODING, ce)?;
         }
         if let Some(md5) = self.content_md5 {
-            insert(&mut h, "x-ms-content-md5", md5)?;
+            insert(&mut h, names::X_MS_CONTENT_MD5, md5)?;
         }
         Ok(request(Method::PATCH, uri, h, Bytes::new()))
     }
@@ -246,7 +250,7 @@ impl ReadPath<'_> {
         let uri = build_uri(endpoint, self.filesystem, Some(self.path), &[])?;
         let mut h = HeaderMap::new();
         if let Some(v) = self.range.map(|r| r.header()).transpose()?.flatten() {
-            h.insert("x-ms-range", v);
+            h.insert(names::X_MS_RANGE, v);
         }
         Ok(request(Method::GET, uri, h, Bytes::new()))
     }

@@ -280,13 +280,15 @@ pub(crate) fn build_uri(
     query: &[(&str, &str)],
 ) -> Result<Uri, Error> {
     validate_filesystem(filesystem)?;
-    let mut s = String::with_capacity(128);
+    use std::fmt::Write as _;
+    // one String, written in place (no piece allocated on its own), which
+    // the `Uri` then keeps without a copy: this runs for every request
+    let mut s = String::with_capacity(192);
     s.push_str(endpoint.scheme());
     s.push_str("://");
     s.push_str(endpoint.host_str().unwrap_or(""));
     if let Some(port) = endpoint.port() {
-        s.push(':');
-        s.push_str(&port.to_string());
+        let _ = write!(s, ":{port}");
     }
     s.push_str(endpoint.path().trim_end_matches('/'));
     s.push('/');
@@ -294,16 +296,15 @@ pub(crate) fn build_uri(
     if let Some(p) = path {
         let p = validate_path(p)?;
         s.push('/');
-        s.push_str(&encode_path(p));
+        s.extend(utf8_percent_encode(p, PATH));
     }
     for (i, (k, v)) in query.iter().enumerate() {
         s.push(if i == 0 { '?' } else { '&' });
         s.push_str(k);
         s.push('=');
-        s.push_str(&encode_query_value(v));
+        s.extend(utf8_percent_encode(v, QUERY_VALUE));
     }
-    s.parse::<Uri>()
-        .map_err(|e| Error::config(format!("cannot build a request URL: {e}")))
+    Uri::try_from(s).map_err(|e| Error::config(format!("cannot build a request URL: {e}")))
 }
 
 pub(crate) fn header_value(v: &str, what: &str) -> Result<HeaderValue, Error> {
@@ -330,9 +331,37 @@ pub(crate) fn headers_with_length(len: usize) -> HeaderMap {
     h
 }
 
-pub(crate) fn insert(h: &mut HeaderMap, name: &'static str, v: &str) -> Result<(), Error> {
-    h.insert(HeaderName::from_static(name), header_value(v, name)?);
+pub(crate) fn insert(h: &mut HeaderMap, name: HeaderName, v: &str) -> Result<(), Error> {
+    let v = header_value(v, name.as_str())?;
+    h.insert(name, v);
     Ok(())
+}
+
+/// The `x-ms-*` and other header names the requests use, made once at
+/// compile time (`HeaderName::from_static` outside a constant checks its
+/// text on every call).
+pub(crate) mod names {
+    use http::HeaderName;
+
+    pub(crate) const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
+    pub(crate) const X_MS_VERSION: HeaderName = HeaderName::from_static("x-ms-version");
+    pub(crate) const X_MS_CLIENT_REQUEST_ID: HeaderName =
+        HeaderName::from_static("x-ms-client-request-id");
+    pub(crate) const X_MS_BLOB_TYPE: HeaderName = HeaderName::from_static("x-ms-blob-type");
+    pub(crate) const X_MS_BLOB_CONTENT_MD5: HeaderName =
+        HeaderName::from_static("x-ms-blob-content-md5");
+    pub(crate) const X_MS_BLOB_CONTENT_TYPE: HeaderName =
+        HeaderName::from_static("x-ms-blob-content-type");
+    pub(crate) const X_MS_BLOB_CONTENT_ENCODING: HeaderName =
+        HeaderName::from_static("x-ms-blob-content-encoding");
+    pub(crate) const X_MS_RANGE: HeaderName = HeaderName::from_static("x-ms-range");
+    pub(crate) const CONTENT_MD5: HeaderName = HeaderName::from_static("content-md5");
+    pub(crate) const X_MS_CONTENT_CRC64: HeaderName = HeaderName::from_static("x-ms-content-crc64");
+    pub(crate) const X_MS_CONTENT_TYPE: HeaderName = HeaderName::from_static("x-ms-content-type");
+    pub(crate) const X_MS_CONTENT_ENCODING: HeaderName =
+        HeaderName::from_static("x-ms-content-encoding");
+    pub(crate) const X_MS_CONTENT_MD5: HeaderName = HeaderName::from_static("x-ms-content-md5");
+    pub(crate) const X_MS_PROPERTIES: HeaderName = HeaderName::from_static("x-ms-properties");
 }
 
 /// Who writes: 16 random bytes, shown as 32 lower-case hex digits. Block ids
@@ -391,9 +420,25 @@ impl WriterId {
     }
 }
 
+impl WriterId {
+    /// The 32 lowercase hex digits, without going through a formatter (this
+    /// runs for every block staged).
+    pub(crate) fn hex(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out
+    }
+}
+
 impl std::fmt::Display for WriterId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let hex = self.hex();
+        // hex digits are ASCII
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -442,13 +487,13 @@ impl Checksums {
         if self.md5 {
             let digest = md5::Md5::digest(body);
             h.insert(
-                HeaderName::from_static("content-md5"),
+                names::CONTENT_MD5,
                 header_value(&b64.encode(digest), "Content-MD5")?,
             );
         }
         if self.crc64 {
             let crc = crc::Crc::<u64>::new(&crc::CRC_64_NVME).checksum(body);
-            insert(h, "x-ms-content-crc64", &b64.encode(crc.to_le_bytes()))?;
+            insert(h, names::X_MS_CONTENT_CRC64, &b64.encode(crc.to_le_bytes()))?;
         }
         Ok(())
     }

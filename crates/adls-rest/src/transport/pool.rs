@@ -164,7 +164,9 @@ impl Pool {
         loop {
             let (mut conn, reused) = match self.take_idle(&key) {
                 Some(conn) => (conn, true),
-                None => (self.connect(&key).await?, false),
+                // boxed: connecting (DNS, TCP, TLS) takes a future of several
+                // KiB, which would otherwise widen every request's future
+                None => (Box::pin(self.connect(&key)).await?, false),
             };
             handed_over.store(true, Ordering::Relaxed);
             match conn.exchange(req).await {
@@ -266,7 +268,7 @@ impl Pool {
         })?;
         Ok(Conn {
             send,
-            driver: Some(driver),
+            driver: Some(Box::new(driver)),
         })
     }
 
@@ -426,7 +428,10 @@ async fn reap(shared: Weak<Shared>, generation: u64) {
 struct Conn {
     send: http1::SendRequest<Full<Bytes>>,
     /// `None` once the connection future finished (closed, or failed).
-    driver: Option<Driver>,
+    /// Boxed: it holds the socket and hyper's buffers (several KiB), and a
+    /// `Conn` is moved into each request's future, which every caller's
+    /// future then copies at each `.await` it is created for.
+    driver: Option<Box<Driver>>,
 }
 
 /// How an exchange on one connection failed.
@@ -485,7 +490,10 @@ impl Conn {
 }
 
 /// Reads a whole answer body while driving its connection.
-async fn read_body(mut body: Incoming, driver: &mut Option<Driver>) -> Result<Bytes, Exchange> {
+async fn read_body(
+    mut body: Incoming,
+    driver: &mut Option<Box<Driver>>,
+) -> Result<Bytes, Exchange> {
     let noop = Waker::noop();
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
@@ -524,9 +532,9 @@ async fn read_body(mut body: Incoming, driver: &mut Option<Driver>) -> Result<By
 
 /// Polls a connection future; drops it once it finished, which closes the
 /// socket and answers any request still waiting on it.
-fn drive(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
+fn drive(driver: &mut Option<Box<Driver>>, cx: &mut Context<'_>) {
     if let Some(d) = driver.as_mut() {
-        if let Poll::Ready(result) = Pin::new(d).poll(cx) {
+        if let Poll::Ready(result) = Pin::new(&mut **d).poll(cx) {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
