@@ -14,7 +14,9 @@
 //! - `callback hotpath --endpoint URL [--seconds S] [--rate R]`: 4 producer
 //!   threads at R records/s in all; each `log()` call (record built before
 //!   timing) is timed and its allocations counted, while uploads run. The
-//!   same for `log_json` (the pre-serialized input path), then for the peers
+//!   same for `log_json` (the pre-serialized input path), for the references
+//!   (a copy of the text, dropped; the copy kept in a queue another thread
+//!   empties; the record moved into such a queue), then for the peers
 //!   under the same load and the same records: the OpenTelemetry SDK's
 //!   `Logger::emit` (the record as a map body, built before timing; the batch
 //!   processor; an exporter that discards) and `tracing_appender::non_blocking`
@@ -519,6 +521,7 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
             })
         })
     };
+    let kept = copy_kept(seconds, rate, &texts);
     let floor = handoff_floor(seconds, rate, &rings);
     let report = rt.block_on(logger.shutdown(Duration::from_secs(30)));
     let m = report.metrics;
@@ -531,6 +534,7 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
         "log": summarize(log),
         "log_json": summarize(json_path),
         "copy": summarize(copy),
+        "copy_kept": summarize(kept),
         "floor": summarize(floor),
         "otel": otel?,
         "tracing_appender": appender?,
@@ -549,9 +553,47 @@ fn hotpath(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Value, String> {
 /// with the buffer it emptied last time, then drops the records, as the
 /// serializer thread does). No bound, no counters, no serialization.
 fn handoff_floor(seconds: f64, rate: f64, rings: &Arc<Vec<Arc<Vec<LogRecord>>>>) -> Samples {
+    let rings = rings.clone();
+    handoff(seconds, rate, move |q, p, i| {
+        let ring = &rings[p as usize];
+        let record = ring[i as usize % ring.len()].clone();
+        timed(|| {
+            q.lock().expect("floor queue").push_back(record);
+            true
+        })
+    })
+}
+
+/// The least `log_json` can do: a copy of the text that outlives the call,
+/// moved into the same kind of queue as [`handoff_floor`]'s, freed by the
+/// thread that empties it (as the logger's lines are freed by its uploads).
+fn copy_kept(seconds: f64, rate: f64, texts: &Arc<Vec<Vec<String>>>) -> Samples {
+    let texts = texts.clone();
+    handoff(seconds, rate, move |q, p, i| {
+        let ring = &texts[p as usize];
+        let text = &ring[i as usize % ring.len()];
+        timed(|| {
+            q.lock()
+                .expect("floor queue")
+                .push_back(text.as_bytes().to_vec());
+            true
+        })
+    })
+}
+
+/// Paced calls of `call` with one `Mutex<VecDeque<T>>` that another thread
+/// swaps out and empties every 5 ms.
+fn handoff<T, F>(seconds: f64, rate: f64, call: F) -> Samples
+where
+    T: Send + 'static,
+    F: Fn(&std::sync::Mutex<std::collections::VecDeque<T>>, u64, u64) -> (u32, u64, u64, bool)
+        + Send
+        + Sync
+        + 'static,
+{
     use std::collections::VecDeque;
     use std::sync::Mutex;
-    let queue: Arc<Mutex<VecDeque<LogRecord>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let queue: Arc<Mutex<VecDeque<T>>> = Arc::new(Mutex::new(VecDeque::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let drain = {
         let (queue, stop) = (queue.clone(), stop.clone());
@@ -564,16 +606,8 @@ fn handoff_floor(seconds: f64, rate: f64, rings: &Arc<Vec<Arc<Vec<LogRecord>>>>)
             }
         })
     };
-    let rings = rings.clone();
     let q = queue.clone();
-    let samples = paced(seconds, rate, usize::MAX, move |p, i| {
-        let ring = &rings[p as usize];
-        let record = ring[i as usize % ring.len()].clone();
-        timed(|| {
-            q.lock().expect("floor queue").push_back(record);
-            true
-        })
-    });
+    let samples = paced(seconds, rate, usize::MAX, move |p, i| call(&q, p, i));
     stop.store(true, Ordering::Relaxed);
     let _ = drain.join();
     samples

@@ -704,6 +704,93 @@ fn storage(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
         }
     }
     report.raw.insert("storage", runs);
+    storage_instructions(ctx, report)
+}
+
+/// Requests of the two instruction-count runs; their difference is what is
+/// counted, so start-up, the warm-up and the exit cancel out.
+const COUNTED_REQUESTS: [usize; 2] = [300, 1_300];
+
+/// Each client's user-space instructions per request at concurrency 1,
+/// counted by callgrind: the same on a calm machine and a busy one, unlike
+/// the CPU times above, so a change to the client can be judged in one run.
+/// It leaves the kernel out (system calls, wake-ups: the floor is mostly
+/// kernel time), and valgrind's CPU has no SHA extensions, so HMAC-SHA256
+/// counts for more here than on the machine (all three clients sign).
+fn storage_instructions(ctx: &Ctx, report: &mut Report) -> Res<()> {
+    if Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("  valgrind not found: instructions per request NOT measured");
+        return Ok(());
+    }
+    let sink = Sink::start(ctx)?;
+    let mut raw = Vec::new();
+    for imp in IMPLS {
+        let mut counts = Vec::new();
+        for n in COUNTED_REQUESTS {
+            let out = Command::new("valgrind")
+                .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+                .arg(ctx.bin_dir.join("storage_client"))
+                .args(["--impl", imp, "--endpoint", &sink.endpoint()])
+                .args(["--requests", &n.to_string(), "--warmup", "100"])
+                .args(["--concurrency", "1", "--prefix", &format!("ir-{imp}-{n}")])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("starting valgrind: {e}"))?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let count = stderr
+                .lines()
+                .find_map(|l| l.split("Collected :").nth(1))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let ok = String::from_utf8_lossy(&out.stdout).contains("\"errors\":0");
+            match count {
+                Some(c) if out.status.success() && ok => counts.push(c),
+                _ => {
+                    return Err(format!(
+                        "callgrind run of {imp} ({n} requests) failed ({}): {}",
+                        out.status,
+                        stderr.trim_end()
+                    ))
+                }
+            }
+        }
+        let per_req = (counts[1].saturating_sub(counts[0])) as f64
+            / (COUNTED_REQUESTS[1] - COUNTED_REQUESTS[0]) as f64;
+        eprintln!("  {imp:<12} {per_req:>9.0} instructions/req (callgrind, c=1)");
+        raw.push(json!({"impl": imp, "requests": COUNTED_REQUESTS, "instructions": counts}));
+        report.figure(
+            "storage",
+            format!("storage_{imp}_c1_instructions_per_req"),
+            Some(per_req),
+            "instr",
+            format!("{imp}: user-space instructions per request at concurrency 1 (callgrind; difference of a {}- and a {}-request run)", COUNTED_REQUESTS[0], COUNTED_REQUESTS[1]),
+        );
+    }
+    report.raw.insert("storage_instructions", raw);
+    let floor = report.get("storage_floor_c1_instructions_per_req");
+    for peer in ["object_store", "opendal"] {
+        let ours = report.get("storage_adls_c1_instructions_per_req");
+        let theirs = report.get(&format!("storage_{peer}_c1_instructions_per_req"));
+        report.ratio(
+            format!("client_instructions_per_req_vs_{peer}_c1"),
+            ours,
+            theirs,
+            None,
+        );
+        let above = |v: Option<f64>| v.zip(floor).map(|(v, f)| v - f);
+        report.ratio(
+            format!("client_instructions_per_req_above_floor_vs_{peer}_c1"),
+            above(ours),
+            above(theirs),
+            None,
+        );
+    }
     Ok(())
 }
 
@@ -1150,6 +1237,10 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
             ("log", "log()"),
             ("log_json", "log_json()"),
             ("copy", "copy of the JSON text"),
+            (
+                "copy_kept",
+                "copy of the JSON text, kept (Mutex<VecDeque> push)",
+            ),
             ("floor", "hand-off floor (Mutex<VecDeque> push)"),
             ("otel", "opentelemetry_sdk emit()"),
             ("tracing_appender", "tracing_appender non_blocking write"),
@@ -1175,6 +1266,10 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
         (
             "copy",
             "reference for `log_json`: a copy of the same JSON text into a new `Vec<u8>`, dropped",
+        ),
+        (
+            "copy_kept",
+            "floor for `log_json`: the same copy moved into one `Mutex<VecDeque>` that another thread swaps out and frees every 5 ms (a copy that outlives the call)",
         ),
         (
             "floor",
@@ -1262,6 +1357,12 @@ fn hotpath(ctx: &Ctx, plan: &Plan, report: &mut Report) -> Res<()> {
             report.get(&format!("hotpath_log_json_{q}_ns")),
             report.get(&format!("hotpath_copy_{q}_ns")),
             Some(("<=", 2.0)),
+        );
+        report.ratio(
+            format!("hotpath_log_json_{q}_vs_copy_kept"),
+            report.get(&format!("hotpath_log_json_{q}_ns")),
+            report.get(&format!("hotpath_copy_kept_{q}_ns")),
+            None,
         );
     }
     let json_allocs = report.get("hotpath_log_json_allocs_per_call");
