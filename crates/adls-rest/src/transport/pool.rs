@@ -10,7 +10,6 @@
 //! to the end and hyper is ready for the next request on it; a request that
 //! fails, times out or is dropped drops its connection, which closes it.
 
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -89,7 +88,10 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    idle: HashMap<Key, Vec<Idle>>,
+    /// Idle connections per host. A list, not a hash map: a client talks
+    /// to a handful of hosts, and hashing the key (SipHash) twice per
+    /// request cost more than comparing it with each.
+    idle: Vec<(Key, Vec<Idle>)>,
     /// The reaper's waker: idle connections are polled with it, so a server
     /// closing one wakes the reaper.
     reaper_waker: Option<Waker>,
@@ -219,7 +221,7 @@ impl Pool {
         let mut stale = Vec::new();
         let found = {
             let mut state = self.shared.lock();
-            let list = state.idle.get_mut(key)?;
+            let (_, list) = state.idle.iter_mut().find(|(k, _)| k == key)?;
             let mut found = None;
             while let Some(idle) = list.pop() {
                 if idle.since.elapsed() < self.shared.idle_timeout && idle.conn.is_open() {
@@ -291,10 +293,11 @@ impl Pool {
                 .min_by_key(|(since, _)| *since)
                 .map(|(_, k)| k.clone());
             oldest_key.and_then(|k| {
-                let list = state.idle.get_mut(&k)?;
+                let at = state.idle.iter().position(|(key, _)| *key == k)?;
+                let list = &mut state.idle[at].1;
                 let idle = (!list.is_empty()).then(|| list.remove(0));
                 if list.is_empty() {
-                    state.idle.remove(&k);
+                    state.idle.swap_remove(at);
                 }
                 idle
             })
@@ -320,7 +323,14 @@ impl Pool {
             .clone()
             .unwrap_or_else(|| Waker::noop().clone());
         let ready = conn.poll_idle(&mut Context::from_waker(&waker)) && conn.send.is_ready();
-        let list = state.idle.entry(key).or_default();
+        let at = match state.idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                state.idle.push((key, Vec::new()));
+                state.idle.len() - 1
+            }
+        };
+        let list = &mut state.idle[at].1;
         if !ready || list.len() >= self.shared.max_idle_per_host {
             drop(state);
             drop(conn);
@@ -390,7 +400,7 @@ async fn reap(shared: Weak<Shared>, generation: u64) {
             }
             let now = Instant::now();
             let mut next: Option<Instant> = None;
-            for list in state.idle.values_mut() {
+            for (_, list) in state.idle.iter_mut() {
                 let mut i = 0;
                 while i < list.len() {
                     let expires = list[i].since + shared.idle_timeout;
@@ -402,7 +412,7 @@ async fn reap(shared: Weak<Shared>, generation: u64) {
                     }
                 }
             }
-            state.idle.retain(|_, list| !list.is_empty());
+            state.idle.retain(|(_, list)| !list.is_empty());
             if next.is_none() {
                 state.reaper_running = false;
                 state.reaper_waker = None;
