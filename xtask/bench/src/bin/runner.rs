@@ -439,10 +439,7 @@ fn run_child(cmd: &mut Command) -> Res<Value> {
         .output()
         .map_err(|e| format!("starting {cmd:?}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|j| serde_json::from_str(j).ok());
+    let result = result_line(&stdout);
     match (out.status.success(), result) {
         (true, Some(v)) => Ok(v),
         _ => Err(format!(
@@ -452,6 +449,14 @@ fn run_child(cmd: &mut Command) -> Res<Value> {
             String::from_utf8_lossy(&out.stderr).trim_end()
         )),
     }
+}
+
+/// A child's `RESULT {json}` line, parsed.
+fn result_line(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|j| serde_json::from_str(j).ok())
 }
 
 /// The sink in a process of its own; stopped (stdin closed, then killed) on drop.
@@ -748,7 +753,8 @@ fn storage_instructions(ctx: &Ctx, report: &mut Report) -> Res<()> {
                 .lines()
                 .find_map(|l| l.split("Collected :").nth(1))
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let ok = String::from_utf8_lossy(&out.stdout).contains("\"errors\":0");
+            let ok = result_line(&String::from_utf8_lossy(&out.stdout))
+                .is_some_and(|r| r["errors"].as_u64() == Some(0));
             match count {
                 Some(c) if out.status.success() && ok => counts.push(c),
                 _ => {
