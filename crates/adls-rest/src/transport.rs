@@ -56,6 +56,7 @@ pub struct TransportOptions {
     pub attempt_timeout: Duration,
     /// Idle pooled connections are closed after this; keep it below the
     /// server's keep-alive (Azurite: 5 s, Azure's load balancer: 4 min).
+    /// Values above a year (e.g. `Duration::MAX` for "never") count as a year.
     pub pool_idle_timeout: Duration,
     /// Requests in flight at once; also the most connections ever open.
     pub max_in_flight: usize,
@@ -219,7 +220,7 @@ impl Transport {
                 Ok(p) => p,
                 Err(e) => {
                     return Outcome {
-                        result: Err(e),
+                        result: Err(maybe_applied_earlier(e, earlier_ambiguous)),
                         earlier_ambiguous,
                         started,
                     }
@@ -273,7 +274,7 @@ impl Transport {
                     refreshed_token = true;
                     if let Err(e) = cache.force_refresh(token).await {
                         return Outcome {
-                            result: Err(e),
+                            result: Err(maybe_applied_earlier(e, earlier_ambiguous)),
                             earlier_ambiguous,
                             started,
                         };
@@ -432,6 +433,17 @@ fn new_request_id() -> HeaderValue {
     let text = id.hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(text)
         .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// An error that ended the loop without an attempt of its own (the request
+/// could not be prepared, a token could not be refreshed): it still says the
+/// operation may have been applied when an earlier attempt was ambiguous.
+fn maybe_applied_earlier(e: Error, earlier_ambiguous: bool) -> Error {
+    if earlier_ambiguous {
+        e.set_maybe_applied(true)
+    } else {
+        e
+    }
 }
 
 /// Whether a failed attempt may nonetheless have been applied by the service.

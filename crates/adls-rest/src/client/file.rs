@@ -244,6 +244,12 @@ impl File {
         checksums: Checksums,
         content_md5: Option<&str>,
     ) -> Result<(), Error> {
+        let Some(end) = position.checked_add(data.len() as u64) else {
+            return Err(Error::config(format!(
+                "an append of {} bytes at position {position} ends past 2^64",
+                data.len()
+            )));
+        };
         let ep = self.client().endpoint();
         let mut req = match self.client().dialect() {
             Dialect::Dfs => dfs::AppendData {
@@ -270,7 +276,6 @@ impl File {
                 crate::ops::header_value(md5, "Content-MD5")?,
             );
         }
-        let end = position + req.body().len() as u64;
         let out = self.client().execute("append", req).await;
         match out.result {
             Ok(_) => Ok(()),

@@ -456,4 +456,125 @@ mod tests {
             assert!(size <= 4096, "{op}: {size} bytes");
         }
     }
+
+    /// A token that works once, lives `lifetime`, then cannot be renewed.
+    struct OnceThenDown {
+        calls: std::sync::atomic::AtomicU32,
+        lifetime: time::Duration,
+    }
+
+    impl crate::credential::TokenCredential for OnceThenDown {
+        fn get_token<'a>(
+            &'a self,
+            _scope: &'a str,
+        ) -> crate::credential::BoxFuture<'a, Result<crate::credential::AccessToken, Error>>
+        {
+            Box::pin(async move {
+                if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                    return Err(Error::new(ErrorKind::Credential, "token endpoint down"));
+                }
+                Ok(crate::credential::AccessToken {
+                    token: crate::secret::Secret::new("SECRETTOKENVALUE".to_string()),
+                    expires_on: time::OffsetDateTime::now_utc() + self.lifetime,
+                })
+            })
+        }
+    }
+
+    /// The first attempt times out after the request left (it may have been
+    /// applied); the retry cannot even be prepared, because the token
+    /// expired meanwhile and cannot be renewed. The error that ends the
+    /// operation still says it may have been applied (it said "no" before,
+    /// so a caller could have taken an append or a delete as not done).
+    #[tokio::test]
+    async fn a_failure_after_an_ambiguous_attempt_may_have_been_applied() {
+        // a loopback server that takes connections and never answers
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let endpoint = format!("http://{addr}/acct");
+        let account = Account::custom("acct", &endpoint, &endpoint).expect("account");
+        let credential = Credential::bearer(Arc::new(OnceThenDown {
+            calls: Default::default(),
+            lifetime: time::Duration::milliseconds(300),
+        }));
+        let client = Client::builder(account, credential)
+            .dialect(Dialect::Blob)
+            .transport_options(TransportOptions {
+                attempt_timeout: std::time::Duration::from_millis(600),
+                ..Default::default()
+            })
+            .retry(RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: std::time::Duration::from_millis(1),
+                max_backoff: std::time::Duration::from_millis(1),
+                ..Default::default()
+            })
+            .build()
+            .expect("client");
+        let file = client
+            .filesystem("logs")
+            .expect("fs")
+            .file("a.ndjson")
+            .expect("file");
+        let e = file.delete().await.expect_err("no answer, then no token");
+        assert_eq!(e.kind(), ErrorKind::Credential, "{e}");
+        assert!(e.may_have_been_applied(), "{e:?}");
+        silent.abort();
+    }
+
+    /// Positions and ranges whose end does not fit a `u64` are refused with
+    /// a typed error before anything is sent (they overflowed: a panic in a
+    /// debug build, a wrapped range in a release one). Nothing listens on
+    /// port 9: a request that went out would fail to connect instead.
+    #[tokio::test]
+    async fn ends_past_u64_are_config_errors_before_sending() {
+        for dialect in [Dialect::Dfs, Dialect::Blob] {
+            let account =
+                Account::custom("acct", "http://127.0.0.1:9/acct", "http://127.0.0.1:9/acct")
+                    .expect("account");
+            let client = Client::builder(account, shared_key())
+                .dialect(dialect)
+                .retry(crate::RetryPolicy {
+                    max_attempts: 1,
+                    ..Default::default()
+                })
+                .build()
+                .expect("client");
+            let file = client
+                .filesystem("logs")
+                .expect("fs")
+                .file("a.ndjson")
+                .expect("file");
+            let e = file
+                .append(u64::MAX, Bytes::from_static(b"x"), Default::default())
+                .await
+                .expect_err("overflows");
+            assert_eq!(e.kind(), ErrorKind::Config, "{dialect:?}: {e}");
+            let e = file
+                .read_range(crate::ByteRange {
+                    start: 5,
+                    len: Some(u64::MAX),
+                })
+                .await
+                .expect_err("overflows");
+            assert_eq!(e.kind(), ErrorKind::Config, "{dialect:?}: {e}");
+            // the largest that fits is sent (and fails to connect)
+            let e = file
+                .read_range(crate::ByteRange {
+                    start: 0,
+                    len: Some(u64::MAX),
+                })
+                .await
+                .expect_err("nothing listens");
+            assert_ne!(e.kind(), ErrorKind::Config, "{dialect:?}: {e}");
+        }
+    }
 }

@@ -264,7 +264,15 @@ impl ByteRange {
                     "a byte range of length 0 cannot be requested",
                 ));
             }
-            Some(len) => format!("bytes={}-{}", self.start, self.start + len - 1),
+            Some(len) => {
+                let Some(last) = self.start.checked_add(len - 1) else {
+                    return Err(Error::config(format!(
+                        "a byte range of {len} bytes from {} ends past 2^64 (`len: None` reads to the end)",
+                        self.start
+                    )));
+                };
+                format!("bytes={}-{last}", self.start)
+            }
             None if self.start == 0 => return Ok(None),
             None => format!("bytes={}-", self.start),
         };

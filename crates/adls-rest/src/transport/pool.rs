@@ -105,6 +105,11 @@ struct Idle {
     since: Instant,
 }
 
+/// The longest an idle connection is kept, whatever the options say: a year
+/// is "never" to any server (Azure's load balancer closes one after 4
+/// minutes), and `Instant` arithmetic with e.g. `Duration::MAX` overflows.
+pub(super) const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Pool {
     pub(super) fn new(
         connector: Https,
@@ -117,7 +122,7 @@ impl Pool {
                 connector,
                 limit: Arc::new(Semaphore::new(max_connections)),
                 counters,
-                idle_timeout,
+                idle_timeout: idle_timeout.min(MAX_IDLE_TIMEOUT),
                 max_idle_per_host: max_connections,
                 state: Mutex::new(State::default()),
             }),
@@ -612,6 +617,83 @@ impl hyper::rt::Write for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server answering every request (no body) with an empty
+    /// `201` on a kept-alive connection: enough to put a connection in the
+    /// pool.
+    async fn answering_server() -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+                            if sock.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/c/f")
+    }
+
+    fn plain_connector() -> Https {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(super::super::tls_config(None).expect("tls"))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http)
+    }
+
+    /// `Duration::MAX` ("never") as the idle timeout: the reaper's
+    /// `since + timeout` overflowed an `Instant` and panicked, leaving the
+    /// pool without a reaper. It counts as a year now, and the reaper waits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_timeout_of_duration_max_keeps_the_reaper_running() {
+        let url = answering_server().await;
+        let pool = Pool::new(
+            plain_connector(),
+            2,
+            Duration::MAX,
+            Arc::new(Counters::default()),
+        );
+        assert_eq!(pool.shared.idle_timeout, MAX_IDLE_TIMEOUT);
+        for _ in 0..2 {
+            let mut req = Request::new(Full::new(Bytes::new()));
+            *req.uri_mut() = url.parse().expect("uri");
+            let (key, req) = origin_form(req).expect("absolute");
+            let answer = pool
+                .send(key, req, Duration::from_secs(10))
+                .await
+                .expect("answered");
+            assert_eq!(answer.parts.status, http::StatusCode::CREATED);
+            // let the reaper (spawned when the connection went back) run
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            let state = pool.shared.lock();
+            assert!(state.reaper_running, "the reaper stopped");
+            assert!(state.reaper_waker.is_some(), "the reaper never waited");
+            assert_eq!(state.idle.len(), 1);
+            assert_eq!(state.idle[0].1.len(), 1, "one connection, kept");
+        }
+    }
 
     #[test]
     fn origin_form_keeps_path_and_query_and_sets_host() {
