@@ -78,6 +78,8 @@ impl Batcher {
         let max_bytes = self.config.max_batch_bytes;
         let max_age = self.config.max_batch_age;
         let per_record = self.config.layout == LayoutMode::PerRecord;
+        // a due batch took nothing: wait a little rather than spin
+        let mut stalled = false;
         loop {
             while uploads.try_join_next().is_some() {}
             self.spill_overflow().await;
@@ -90,8 +92,14 @@ impl Batcher {
                     || queued >= max_records
                     || queued_bytes >= max_bytes
                     || due.is_some_and(|d| d <= Instant::now()));
-            if ready {
-                self.shared.queue.take(max_records, max_bytes, &mut pending);
+            if ready && !stalled {
+                if self.shared.queue.take(max_records, max_bytes, &mut pending) == 0 {
+                    // cannot happen (`take` takes an oversized line alone);
+                    // should it, the batcher still answers flush and shutdown
+                    tracing::error!(queued, "a batch is due but no line could be taken");
+                    stalled = true;
+                    continue;
+                }
                 if per_record {
                     for e in pending.drain(..) {
                         self.dispatch(vec![e], &permits, &mut uploads, &rolling)
@@ -103,6 +111,11 @@ impl Batcher {
                 }
                 continue;
             }
+            let due = if std::mem::take(&mut stalled) {
+                Some(Instant::now() + Duration::from_millis(100))
+            } else {
+                due
+            };
             let sleep = async {
                 match due {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -262,7 +275,11 @@ impl Batcher {
         let groups: Vec<Vec<Entry>> = if self.config.layout == LayoutMode::PerRecord {
             entries.into_iter().map(|e| vec![e]).collect()
         } else {
-            vec![entries]
+            batches(
+                entries,
+                self.config.max_batch_records,
+                self.config.max_batch_bytes,
+            )
         };
         for group in groups {
             let group = to_lines(&self.shared, group).await;
@@ -276,6 +293,27 @@ impl Batcher {
                 .await;
         }
     }
+}
+
+/// `entries` cut, in order, into batches within `max_records` and
+/// `max_bytes` (of their bounds); an entry larger than `max_bytes` alone.
+fn batches(entries: Vec<Entry>, max_records: usize, max_bytes: usize) -> Vec<Vec<Entry>> {
+    let mut out: Vec<Vec<Entry>> = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        let fits = out.last().is_some_and(|b| {
+            !b.is_empty() && b.len() < max_records && bytes + e.bytes <= max_bytes
+        });
+        if !fits {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += e.bytes;
+        if let Some(b) = out.last_mut() {
+            b.push(e);
+        }
+    }
+    out
 }
 
 /// One batch of `entries` (lines by now) for `target`: their lines

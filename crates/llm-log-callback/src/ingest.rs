@@ -169,6 +169,31 @@ impl Dedup {
     }
 }
 
+/// Ids `ingest` noted in the deduplication window before journaling their
+/// records: forgotten when dropped (the records were not journaled), unless
+/// emptied first.
+struct Noted<'a> {
+    logger: &'a Logger,
+    ids: Vec<String>,
+}
+
+impl Drop for Noted<'_> {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut dedup = self
+            .logger
+            .shared
+            .dedup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for id in &self.ids {
+            dedup.remove(id);
+        }
+    }
+}
+
 impl Logger {
     /// Takes a group of records that arrive as JSON texts (a POST of the
     /// HTTP sidecar), all or nothing: every one is checked first (one invalid
@@ -176,6 +201,13 @@ impl Logger {
     /// deduplication window are skipped (a sender's retry), and the rest are
     /// queued together, or none is and [`IngestError::Busy`] says when to try
     /// again. Each record is stored as [`Logger::log_json`] stores it.
+    ///
+    /// With a journal, `Ok` means journaled (durable). A group whose journal
+    /// write was under way when [`Logger::shutdown`] closed the queue is
+    /// still `Ok`, but is not counted in this run's ledger: it stays pending
+    /// in the journal (`journal_pending`), and the next start sends it. A
+    /// call dropped before its group is journaled takes nothing, and the
+    /// sender's retry is not mistaken for a duplicate.
     pub async fn ingest(&self, records: &[&str]) -> Result<Ingested, IngestError> {
         let refuse = |e: IngestError| {
             Counters::add(&self.shared.counters.rejected, records.len() as u64);
@@ -214,6 +246,13 @@ impl Logger {
                 duplicates,
             } => (keep, taken, duplicates),
         };
+        // until the records are journaled, their ids must not stay noted:
+        // an error, or this future dropped while it waits for the journal
+        // (a caller's timeout), forgets them, so the sender's retry is taken
+        let mut noted = Noted {
+            logger: self,
+            ids: taken,
+        };
         let Some(journal) = &self.shared.journal else {
             return Err(IngestError::ShutDown);
         };
@@ -233,25 +272,32 @@ impl Logger {
         };
         match journal.append(&lines).await {
             Ok(first) => {
+                noted.ids.clear(); // journaled: a retry is a duplicate now
                 for (i, e) in keep.iter_mut().enumerate() {
                     e.journal = Some(JournalRef {
                         seg: first.seg,
                         index: first.index + i as u64,
                     });
                 }
-                self.shared.queue.push_all_unbounded(keep);
-                Counters::add(&self.shared.counters.accepted, accepted as u64);
                 Counters::add(&self.shared.counters.duplicates, duplicates as u64);
+                match self.shared.queue.push_all_unbounded(keep) {
+                    Ok(()) => Counters::add(&self.shared.counters.accepted, accepted as u64),
+                    // shut down while the journal wrote them: this run's
+                    // batcher may be gone, so they are not this run's to
+                    // count; they stay pending in the journal (durable, as
+                    // the answer says), and the next start sends them
+                    Err(_) => tracing::info!(
+                        records = accepted,
+                        "records journaled during shutdown; the next start sends them"
+                    ),
+                }
                 Ok(Ingested {
                     accepted,
                     duplicates,
                 })
             }
             Err(e) => {
-                let mut dedup = self.shared.dedup.lock().unwrap_or_else(|p| p.into_inner());
-                for id in &taken {
-                    dedup.remove(id);
-                }
+                drop(noted);
                 if let AppendError::Io(e) = &e {
                     tracing::error!(error = %e, "cannot write the journal; answering busy");
                 }

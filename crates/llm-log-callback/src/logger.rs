@@ -31,8 +31,11 @@ use crate::uploader::Uploader;
 pub(crate) struct Shared {
     pub queue: Queue,
     pub counters: Arc<Counters>,
+    /// The spill policy's records the queue had no room for (lines, and
+    /// their bytes), within the queue's own bounds; the batcher spills them.
     overflow: Mutex<(Vec<Entry>, usize)>,
     overflow_max_bytes: usize,
+    overflow_max_records: usize,
     policy: OverflowPolicy,
     pub redaction: Redaction,
     /// A line may be at most this long (`max_batch_bytes`).
@@ -90,9 +93,12 @@ impl Shared {
         let n = entries.len() as u64;
         if n > 0 {
             tracing::info!(records = n, "records from the journal queued again");
-            self.queue.push_all_unbounded(entries);
-            Counters::add(&self.counters.accepted, n);
-            Counters::add(&self.counters.journal_recovered, n);
+            // the queue is new and open: it takes them (were it closed, they
+            // would stay pending in the journal, not counted here)
+            if self.queue.push_all_unbounded(entries).is_ok() {
+                Counters::add(&self.counters.accepted, n);
+                Counters::add(&self.counters.journal_recovered, n);
+            }
         }
     }
 
@@ -267,6 +273,7 @@ impl Logger {
             counters: counters.clone(),
             overflow: Mutex::new((Vec::new(), 0)),
             overflow_max_bytes: config.queue_max_bytes,
+            overflow_max_records: config.queue_max_records,
             policy: config.overflow,
             redaction: config.redaction.clone(),
             max_record_bytes: config.max_batch_bytes,
@@ -555,6 +562,51 @@ impl Logger {
         Ok(Entry::line(line, id, Instant::now(), None))
     }
 
+    /// The spill policy's way for an entry the queue has no room for: into
+    /// the overflow, which the batcher spills, or dropped as `spill_failed`
+    /// when the overflow is full too. A record becomes its line here (the
+    /// overflow may wait while the batcher waits for an upload slot, and a
+    /// record takes several times its line's size in memory); this is the
+    /// overloaded path, where the caller's thread pays for serializing.
+    fn overflow(&self, e: Entry) -> Result<(), LogError> {
+        let c = &self.shared.counters;
+        let e = match e.payload {
+            Payload::Record(record) => {
+                let mut line = self.prepare(record).map_err(|err| self.reject(err))?;
+                line.accepted_at = e.accepted_at;
+                line
+            }
+            Payload::Line(_) => e,
+        };
+        let mut o = self
+            .shared
+            .overflow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // checked under the overflow's lock: the batcher's last look at the
+        // overflow (after the queue closed) takes the same lock, so an
+        // entry put here with the queue open is always seen by it
+        if self.shared.queue.is_closed() {
+            drop(o);
+            return Err(self.reject(LogError::ShutDown));
+        }
+        // counted before the entry can be seen, so it is never settled
+        // before it is accepted
+        Counters::add(&c.accepted, 1);
+        if o.1 + e.bytes <= self.shared.overflow_max_bytes
+            && o.0.len() < self.shared.overflow_max_records
+        {
+            o.1 += e.bytes;
+            o.0.push(e);
+            drop(o);
+            self.shared.queue.arrived.notify_one();
+            return Ok(());
+        }
+        drop(o);
+        c.drop_records(DropReason::SpillFailed, 1);
+        Err(LogError::QueueFull)
+    }
+
     fn push(&self, entry: Entry) -> Result<(), LogError> {
         let c = &self.shared.counters;
         match self.shared.queue.try_push(entry) {
@@ -564,24 +616,10 @@ impl Logger {
             }
             Err(PushError::Closed) => Err(self.reject(LogError::ShutDown)),
             Err(PushError::Full(e)) => {
-                Counters::add(&c.accepted, 1);
                 if self.shared.policy == OverflowPolicy::Spill {
-                    let mut o = self
-                        .shared
-                        .overflow
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    if o.1 + e.bytes <= self.shared.overflow_max_bytes {
-                        o.1 += e.bytes;
-                        o.0.push(e);
-                        drop(o);
-                        self.shared.queue.arrived.notify_one();
-                        return Ok(());
-                    }
-                    drop(o);
-                    c.drop_records(DropReason::SpillFailed, 1);
-                    return Err(LogError::QueueFull);
+                    return self.overflow(e);
                 }
+                Counters::add(&c.accepted, 1);
                 c.drop_records(DropReason::QueueFull, 1);
                 Err(LogError::QueueFull)
             }

@@ -285,17 +285,25 @@ impl Queue {
     /// Adds `entries` whatever the bounds say: they are already durable (in
     /// the journal) and acknowledged, so refusing them now would lose them.
     /// The journal's own cap bounds how far this can go.
-    pub fn push_all_unbounded(&self, entries: Vec<Entry>) {
+    ///
+    /// A closed queue gives them back: its batcher may have taken its last
+    /// batch already, so nothing would ever take them. (They stay pending in
+    /// the journal, which the next start queues again.)
+    pub fn push_all_unbounded(&self, entries: Vec<Entry>) -> Result<(), Vec<Entry>> {
         if entries.is_empty() {
-            return;
+            return Ok(());
         }
         let bytes: usize = entries.iter().map(|e| e.bytes).sum();
         {
             let mut s = self.lock();
+            if s.closed {
+                return Err(entries);
+            }
             s.line_bytes += bytes;
             s.items.extend(entries);
         }
         self.arrived.notify_one();
+        Ok(())
     }
 
     /// Takes lines from the front while they fit in `max_records` /
@@ -320,9 +328,22 @@ impl Queue {
                 (Some(i), Some(m)) => i < m,
                 (i, _) => i.is_some(),
             };
+            // a line longer than a whole batch (journaled, or spilled, under
+            // a larger `max_batch_bytes` than this run's) goes alone, in a
+            // batch of its own: otherwise no batch would ever take it, and
+            // every line behind it would wait forever
+            let front = if items_first {
+                s.items.front()
+            } else {
+                s.made.front().and_then(|g| g.entries.front())
+            };
+            let bytes = match front {
+                Some(e) if max_records > 0 && e.bytes > max_bytes => e.bytes,
+                _ => max_bytes,
+            };
             let mut room = Room {
                 records: max_records,
-                bytes: max_bytes,
+                bytes,
             };
             if items_first {
                 if take_items(&mut s, &mut room, &mut fresh, &mut taken_items) {

@@ -619,3 +619,227 @@ async fn after_a_burst_the_serializer_keeps_a_small_buffer() {
     assert_eq!(r.metrics.accepted, n as u64);
     assert_eq!(r.metrics.settled(), n as u64, "{:?}", r.metrics);
 }
+
+/// A journaled line longer than this run's `max_batch_bytes` (the limit was
+/// lowered between runs) goes alone, in a batch of its own. No batch could
+/// take it before: the batcher spun on empty batches, every line behind it
+/// waited, and `shutdown` never returned.
+#[test]
+fn a_recovered_line_over_the_batch_limit_is_batched_alone() {
+    let dir = temp_dir("oversized-recovered");
+    let jdir = dir.join("journal");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let run = {
+        let jdir = jdir.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+                let big = format!("{{\"id\":\"big\",\"model\":\"{}\"}}\n", "x".repeat(4000));
+                j.append(&[big.as_bytes(), b"{\"id\":\"small\"}\n"])
+                    .await
+                    .expect("append");
+                drop(j);
+                let logger = offline(Config {
+                    journal: Some(crate::config::JournalConfig {
+                        dir: jdir.clone(),
+                        max_bytes: 1 << 20,
+                    }),
+                    max_batch_bytes: 1024,
+                    max_batch_age: Duration::from_millis(20),
+                    ..Config::default()
+                })
+                .await;
+                assert_eq!(logger.metrics().accepted, 2);
+                let r = logger.shutdown(Duration::from_secs(5)).await;
+                let _ = done_tx.send(r);
+            });
+        })
+    };
+    let r = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("shutdown returned within 30 s");
+    run.join().expect("the logger's thread");
+    // storage is unreachable: both wait in the journal's spill directory
+    assert!(r.complete, "{:?}", r.metrics);
+    assert_eq!(
+        (r.metrics.accepted, r.metrics.spilled),
+        (2, 2),
+        "{:?}",
+        r.metrics
+    );
+    let lines = spilled_lines(&jdir.join("spill"));
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().any(|l| l.len() > 4000));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The spill policy's overflow after the queue closed: the batcher may have
+/// taken its last look at the overflow, so an entry put there would never
+/// be settled. It is refused (as a push to the closed queue is), not
+/// accepted.
+#[tokio::test(flavor = "current_thread")]
+async fn the_overflow_refuses_after_shutdown() {
+    let dir = temp_dir("overflow-closed");
+    let logger = spilling(
+        &dir,
+        Config {
+            overflow: OverflowPolicy::Spill,
+            queue_max_records: 1,
+            ..Config::default()
+        },
+    )
+    .await;
+    logger.log_json(r#"{"id":"queued"}"#).expect("queued");
+    // the queue is full: this one goes to the overflow
+    logger
+        .log_json(r#"{"id":"overflowing"}"#)
+        .expect("overflow");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert!(r.complete, "{:?}", r.metrics);
+    assert_eq!(
+        (r.metrics.accepted, r.metrics.spilled),
+        (2, 2),
+        "{:?}",
+        r.metrics
+    );
+    // a producer that saw the queue full just before it closed
+    let late = Entry::line(b"{\"id\":\"late\"}\n".to_vec(), None, Instant::now(), None);
+    assert!(matches!(logger.overflow(late), Err(LogError::ShutDown)));
+    let m = logger.metrics();
+    assert_eq!((m.accepted, m.settled(), m.rejected), (2, 2, 1), "{m:?}");
+    assert_eq!(m.queue_records, 0, "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The overflow is held to the queue's record bound, holds lines (not
+/// records, several times larger in memory), and is spilled in batches no
+/// larger than `max_batch_records`, not as one file.
+#[tokio::test(flavor = "current_thread")]
+async fn the_overflow_is_bounded_and_spilled_in_batches() {
+    let dir = temp_dir("overflow-batches");
+    let logger = spilling(
+        &dir,
+        Config {
+            overflow: OverflowPolicy::Spill,
+            queue_max_records: 20,
+            max_batch_records: 5,
+            max_batch_age: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await;
+    // no await in between: the batcher does not run, so 20 are queued, 20
+    // overflow and the rest find both full
+    let mut answers = Vec::new();
+    for i in 0..50 {
+        answers.push(logger.log(LogRecord {
+            id: Field::Value(format!("r{i}")),
+            ..LogRecord::default()
+        }));
+    }
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(ok, 40, "{answers:?}");
+    {
+        let o = logger.shared.overflow.lock().expect("overflow");
+        assert_eq!(o.0.len(), 20);
+        assert!(o.0.iter().all(|e| e.as_line().is_some()), "lines only");
+    }
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    let m = &r.metrics;
+    assert!(r.complete, "{m:?}");
+    assert_eq!(m.accepted, 50, "{m:?}");
+    assert_eq!((m.spilled, m.dropped.spill_failed), (40, 10), "{m:?}");
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).expect("spill dir").flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "spill") {
+            files += 1;
+            let data = std::fs::read(&p).expect("read");
+            let payload = data.splitn(3, |&b| b == b'\n').nth(2).expect("payload");
+            let n = payload.iter().filter(|&&b| b == b'\n').count();
+            assert!((1..=5).contains(&n), "{}: {n} records", p.display());
+        }
+    }
+    assert_eq!(files, 8);
+    assert_eq!(spilled_records(&dir).len(), 40);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `ingest` whose journal write is under way when `shutdown` closes the
+/// queue: its records are durable, so it answers that they were taken, but
+/// this run's batcher may be gone. They are not counted in this run (whose
+/// ledger stays whole) and stay pending in the journal, and the next start
+/// sends them. They were counted as accepted and left in a closed queue
+/// before: `accepted` never matched the report's outcomes.
+#[tokio::test(flavor = "current_thread")]
+async fn an_ingest_journaled_during_shutdown_is_sent_by_the_next_start() {
+    let dir = temp_dir("ingest-shutdown");
+    let jdir = dir.join("journal");
+    let config = Config {
+        journal: Some(crate::config::JournalConfig {
+            dir: jdir.clone(),
+            max_bytes: 1 << 20,
+        }),
+        ..Config::default()
+    };
+    let logger = offline(config.clone()).await;
+    let l = logger.clone();
+    let ingest = tokio::spawn(async move { l.ingest(&[r#"{"id":"late"}"#]).await });
+    // the ingest runs until it waits for the journal's write (one thread
+    // here: it cannot go on before `shutdown` closed the queue)
+    tokio::task::yield_now().await;
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    let took = ingest.await.expect("join").expect("durable");
+    assert_eq!(took.accepted, 1);
+    let m = logger.metrics();
+    assert!(r.complete, "{:?}", r.metrics);
+    assert_eq!(
+        (m.accepted, m.settled(), m.queue_records),
+        (0, 0, 0),
+        "{m:?}"
+    );
+    assert_eq!(m.journal_pending, 1, "{m:?}");
+    drop(logger);
+    let next = offline(config).await;
+    let m = next.metrics();
+    assert_eq!((m.journal_recovered, m.accepted), (1, 1), "{m:?}");
+    let r = next.shutdown(Duration::from_secs(5)).await;
+    assert!(r.complete, "{:?}", r.metrics);
+    assert_eq!(r.metrics.spilled, 1, "{:?}", r.metrics);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `ingest` dropped while it waits for the journal (a caller's timeout)
+/// forgets the ids it noted: the sender's retry is taken, not skipped as a
+/// duplicate of a record that was never journaled.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_ingest_does_not_make_its_retry_a_duplicate() {
+    let dir = temp_dir("ingest-cancelled");
+    let logger = offline(Config {
+        journal: Some(crate::config::JournalConfig {
+            dir: dir.join("journal"),
+            max_bytes: 1 << 20,
+        }),
+        ..Config::default()
+    })
+    .await;
+    let l = logger.clone();
+    let first = tokio::spawn(async move { l.ingest(&[r#"{"id":"a"}"#]).await });
+    let l = logger.clone();
+    let second = tokio::spawn(async move { l.ingest(&[r#"{"id":"b"}"#]).await });
+    // both run until they wait for the journal (the first one writes)
+    tokio::task::yield_now().await;
+    second.abort();
+    assert!(second.await.expect_err("aborted").is_cancelled());
+    first.await.expect("join").expect("taken");
+    let retry = logger.ingest(&[r#"{"id":"b"}"#]).await.expect("taken");
+    assert_eq!((retry.accepted, retry.duplicates), (1, 0));
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert!(r.complete, "{:?}", r.metrics);
+    let _ = std::fs::remove_dir_all(&dir);
+}
