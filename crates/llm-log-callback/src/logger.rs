@@ -31,11 +31,11 @@ use crate::uploader::Uploader;
 pub(crate) struct Shared {
     pub queue: Queue,
     pub counters: Arc<Counters>,
-    /// The spill policy's records the queue had no room for (lines, and
-    /// their bytes), within the queue's own bounds; the batcher spills them.
+    /// The spill policy's records the queue had no room for, as lines, and
+    /// the memory they hold (each line and its slot), at most
+    /// `queue_max_bytes`; the batcher spills them.
     overflow: Mutex<(Vec<Entry>, usize)>,
     overflow_max_bytes: usize,
-    overflow_max_records: usize,
     policy: OverflowPolicy,
     pub redaction: Redaction,
     /// A line may be at most this long (`max_batch_bytes`).
@@ -273,7 +273,6 @@ impl Logger {
             counters: counters.clone(),
             overflow: Mutex::new((Vec::new(), 0)),
             overflow_max_bytes: config.queue_max_bytes,
-            overflow_max_records: config.queue_max_records,
             policy: config.overflow,
             redaction: config.redaction.clone(),
             max_record_bytes: config.max_batch_bytes,
@@ -564,7 +563,8 @@ impl Logger {
 
     /// The spill policy's way for an entry the queue has no room for: into
     /// the overflow, which the batcher spills, or dropped as `spill_failed`
-    /// when the overflow is full too. A record becomes its line here (the
+    /// when the overflow is full too (it holds at most `queue_max_bytes`,
+    /// each entry counted at its line and its slot). A record becomes its line here (the
     /// overflow may wait while the batcher waits for an upload slot, and a
     /// record takes several times its line's size in memory); this is the
     /// overloaded path, where the caller's thread pays for serializing.
@@ -593,10 +593,11 @@ impl Logger {
         // counted before the entry can be seen, so it is never settled
         // before it is accepted
         Counters::add(&c.accepted, 1);
-        if o.1 + e.bytes <= self.shared.overflow_max_bytes
-            && o.0.len() < self.shared.overflow_max_records
-        {
-            o.1 += e.bytes;
+        // its line and its slot: many small lines cost more in slots than
+        // in text
+        let held = e.bytes + std::mem::size_of::<Entry>();
+        if o.1 + held <= self.shared.overflow_max_bytes {
+            o.1 += held;
             o.0.push(e);
             drop(o);
             self.shared.queue.arrived.notify_one();

@@ -716,9 +716,11 @@ async fn the_overflow_refuses_after_shutdown() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The overflow is held to the queue's record bound, holds lines (not
-/// records, several times larger in memory), and is spilled in batches no
-/// larger than `max_batch_records`, not as one file.
+/// The overflow holds lines (not records, several times larger in memory),
+/// at most `queue_max_bytes` of them counted with their slots (it was
+/// bounded by the lines' bytes alone: a million small records held about
+/// 1 GB in slots), and is spilled in batches no larger than
+/// `max_batch_records`, not as one file.
 #[tokio::test(flavor = "current_thread")]
 async fn the_overflow_is_bounded_and_spilled_in_batches() {
     let dir = temp_dir("overflow-batches");
@@ -727,14 +729,17 @@ async fn the_overflow_is_bounded_and_spilled_in_batches() {
         Config {
             overflow: OverflowPolicy::Spill,
             queue_max_records: 20,
+            queue_max_bytes: 20_000,
+            max_batch_bytes: 10_000,
             max_batch_records: 5,
             max_batch_age: Duration::from_secs(3600),
             ..Config::default()
         },
     )
     .await;
-    // no await in between: the batcher does not run, so 20 are queued, 20
-    // overflow and the rest find both full
+    // no await in between: the batcher does not run, so 20 are queued, the
+    // overflow takes what fits in 20 000 bytes with the slots, and the rest
+    // are dropped
     let mut answers = Vec::new();
     for i in 0..50 {
         answers.push(logger.log(LogRecord {
@@ -743,17 +748,28 @@ async fn the_overflow_is_bounded_and_spilled_in_batches() {
         }));
     }
     let ok = answers.iter().filter(|a| a.is_ok()).count();
-    assert_eq!(ok, 40, "{answers:?}");
-    {
+    let overflowed = {
         let o = logger.shared.overflow.lock().expect("overflow");
-        assert_eq!(o.0.len(), 20);
         assert!(o.0.iter().all(|e| e.as_line().is_some()), "lines only");
-    }
+        let held: usize = o.0.iter().map(|e| e.bytes + size_of::<Entry>()).sum();
+        assert_eq!(held, o.1);
+        assert!(
+            held <= 20_000 && held + 13 + size_of::<Entry>() > 20_000,
+            "{held}"
+        );
+        o.0.len()
+    };
+    assert!((10..30).contains(&overflowed), "{overflowed}");
+    assert_eq!(ok, 20 + overflowed, "{answers:?}");
     let r = logger.shutdown(Duration::from_secs(5)).await;
     let m = &r.metrics;
     assert!(r.complete, "{m:?}");
     assert_eq!(m.accepted, 50, "{m:?}");
-    assert_eq!((m.spilled, m.dropped.spill_failed), (40, 10), "{m:?}");
+    assert_eq!(
+        (m.spilled, m.dropped.spill_failed),
+        (ok as u64, 50 - ok as u64),
+        "{m:?}"
+    );
     let mut files = 0;
     for e in std::fs::read_dir(&dir).expect("spill dir").flatten() {
         let p = e.path();
@@ -765,8 +781,8 @@ async fn the_overflow_is_bounded_and_spilled_in_batches() {
             assert!((1..=5).contains(&n), "{}: {n} records", p.display());
         }
     }
-    assert_eq!(files, 8);
-    assert_eq!(spilled_records(&dir).len(), 40);
+    assert_eq!(files, 4 + overflowed.div_ceil(5));
+    assert_eq!(spilled_records(&dir).len(), ok);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
