@@ -11,19 +11,21 @@
 //!   upload, see `spill.rs`), so they must not be queued again.
 //!
 //! At start, every record of a segment that its `.done` does not cover is
-//! queued again (a torn last frame, never acknowledged, is cut off), and the
+//! queued again (a torn last frame, never acknowledged, is cut off: a write
+//! that fails is cut back and closes its segment, so no acknowledged frame
+//! ever follows a damaged one), and the
 //! ids of all records still in the journal seed the deduplication window. A
 //! segment is deleted once it is sealed, all its records are secured, and its
 //! last write is older than the deduplication window (so a sender's late
 //! retry is still recognised after a restart), or earlier when the journal
 //! needs the room.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -61,9 +63,17 @@ pub(crate) enum AppendError {
 #[derive(Debug, Default)]
 struct Seg {
     records: u64,
-    secured: u64,
+    /// The indices secured: a set, so securing a record twice (a batch
+    /// secured again after a partial failure) counts it once.
+    secured: BTreeSet<u64>,
     bytes: u64,
     last_ms: u64,
+}
+
+impl Seg {
+    fn pending(&self) -> u64 {
+        self.records.saturating_sub(self.secured.len() as u64)
+    }
 }
 
 #[derive(Debug)]
@@ -71,7 +81,12 @@ struct Writer {
     seg: u64,
     file: File,
     next_index: u64,
+    /// Where the segment's last whole frame ends.
     bytes: u64,
+    /// A write or fsync failed in this segment: the next append starts a new
+    /// one, so no acknowledged frame ever follows a damaged one (a restart
+    /// cuts a segment at its first damaged frame).
+    broken: bool,
 }
 
 /// The journal directory; `append` from any task, `secure` from the batcher.
@@ -80,7 +95,9 @@ pub(crate) struct Journal {
     dir: PathBuf,
     max_bytes: u64,
     window_ms: u64,
-    writer: tokio::sync::Mutex<Writer>,
+    /// Taken on the blocking pool only, for a whole append (see
+    /// [`Journal::append`]).
+    writer: Mutex<Writer>,
     /// The segment being written (never deleted).
     current: AtomicU64,
     segs: Mutex<BTreeMap<u64, Seg>>,
@@ -202,7 +219,7 @@ impl Journal {
                 for line in lines {
                     let secured = is_done(index);
                     if secured {
-                        s.secured += 1;
+                        s.secured.insert(index);
                     }
                     recovered.push(Recovered {
                         at: JournalRef { seg, index },
@@ -228,11 +245,12 @@ impl Journal {
             dir: dir.to_path_buf(),
             max_bytes,
             window_ms: window.as_millis().min(u64::MAX as u128) as u64,
-            writer: tokio::sync::Mutex::new(Writer {
+            writer: Mutex::new(Writer {
                 seg,
                 file,
                 next_index: 0,
                 bytes: 0,
+                broken: false,
             }),
             current: AtomicU64::new(seg),
             segs: Mutex::new(segs),
@@ -255,42 +273,21 @@ impl Journal {
 
     /// Records journaled and not yet secured.
     pub fn pending(&self) -> u64 {
-        self.lock_segs()
-            .values()
-            .map(|s| s.records - s.secured)
-            .sum()
+        self.lock_segs().values().map(Seg::pending).sum()
     }
 
     /// Appends one group (`lines`, each ending in a newline) durably and
     /// returns where its first record sits; the others follow in order.
-    pub async fn append(&self, lines: &[&[u8]]) -> Result<JournalRef, AppendError> {
+    ///
+    /// The append runs whole on the blocking pool, under the writer's lock,
+    /// and finishes even if this future is dropped: the frame on disk and
+    /// the indices handed out never fall out of step (they did when a
+    /// caller's timeout dropped the future mid-write: later records got the
+    /// indices of earlier ones, and `.done` marked the wrong records). A
+    /// group journaled that way is not acknowledged, stays pending, and the
+    /// next start sends it.
+    pub async fn append(self: &Arc<Self>, lines: &[&[u8]]) -> Result<JournalRef, AppendError> {
         let len: usize = lines.iter().map(|l| l.len()).sum();
-        let mut w = self.writer.lock().await;
-        if self.bytes() + len as u64 > self.max_bytes {
-            // make room from what only the deduplication window still keeps
-            self.collect_for_room(len as u64).map_err(AppendError::Io)?;
-            if self.bytes() + len as u64 > self.max_bytes {
-                return Err(AppendError::Full);
-            }
-        }
-        if w.bytes >= SEGMENT_BYTES {
-            let seg = w.seg + 1;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(seg_path(&self.dir, seg, "jrn"))
-                .map_err(AppendError::Io)?;
-            sync_dir(&self.dir);
-            *w = Writer {
-                seg,
-                file,
-                next_index: 0,
-                bytes: 0,
-            };
-            self.lock_segs().insert(seg, Seg::default());
-            self.current.store(seg, Ordering::SeqCst);
-            self.collect().map_err(AppendError::Io)?;
-        }
         let ms = now_ms();
         let mut frame = Vec::with_capacity(len + 64);
         let mut crc = CRC.digest();
@@ -301,28 +298,71 @@ impl Journal {
         for l in lines {
             frame.extend_from_slice(l);
         }
-        let file = w.file.try_clone().map_err(AppendError::Io)?;
-        let written = tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            file.write_all(&frame)?;
-            file.sync_data()?;
-            Ok::<_, io::Error>(frame.len() as u64)
-        })
-        .await
-        .map_err(|e| AppendError::Io(io::Error::other(e)))?
-        .map_err(AppendError::Io)?;
+        let (me, records) = (self.clone(), lines.len() as u64);
+        tokio::task::spawn_blocking(move || me.append_blocking(&frame, records, len as u64, ms))
+            .await
+            .map_err(|e| AppendError::Io(io::Error::other(e)))?
+    }
+
+    fn append_blocking(
+        &self,
+        frame: &[u8],
+        records: u64,
+        len: u64,
+        ms: u64,
+    ) -> Result<JournalRef, AppendError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.bytes() + len > self.max_bytes {
+            // make room from what only the deduplication window still keeps
+            self.collect_for_room(len).map_err(AppendError::Io)?;
+            if self.bytes() + len > self.max_bytes {
+                return Err(AppendError::Full);
+            }
+        }
+        if w.broken || w.bytes >= SEGMENT_BYTES {
+            self.roll(&mut w).map_err(AppendError::Io)?;
+        }
+        if let Err(e) = (&w.file).write_all(frame).and_then(|()| w.file.sync_data()) {
+            // not acknowledged: cut what it may have left (best effort), and
+            // write the next group into a new segment whatever this says
+            if let Err(cut) = w.file.set_len(w.bytes) {
+                tracing::warn!(error = %cut, "could not cut a failed journal write; its segment is closed");
+            }
+            w.broken = true;
+            return Err(AppendError::Io(e));
+        }
         let at = JournalRef {
             seg: w.seg,
             index: w.next_index,
         };
-        w.next_index += lines.len() as u64;
-        w.bytes += written;
+        w.next_index += records;
+        w.bytes += frame.len() as u64;
         let mut segs = self.lock_segs();
         let s = segs.entry(w.seg).or_default();
-        s.records += lines.len() as u64;
-        s.bytes += written;
+        s.records += records;
+        s.bytes += frame.len() as u64;
         s.last_ms = ms;
         Ok(at)
+    }
+
+    /// Seals the writer's segment and starts the next one.
+    fn roll(&self, w: &mut Writer) -> io::Result<()> {
+        let seg = w.seg + 1;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.dir, seg, "jrn"))?;
+        sync_dir(&self.dir);
+        *w = Writer {
+            seg,
+            file,
+            next_index: 0,
+            bytes: 0,
+            broken: false,
+        };
+        self.lock_segs().insert(seg, Seg::default());
+        self.current.store(seg, Ordering::SeqCst);
+        self.collect()
     }
 
     /// Notes records as secured (their batch is durable elsewhere): appends
@@ -353,7 +393,9 @@ impl Journal {
             f.write_all(text.as_bytes())?;
             f.sync_data()?;
             if let Some(s) = self.lock_segs().get_mut(&seg) {
-                s.secured += idx.len() as u64;
+                let records = s.records;
+                s.secured
+                    .extend(idx.iter().copied().filter(|&i| i < records));
             }
         }
         self.collect()
@@ -387,7 +429,7 @@ impl Journal {
         let victims: Vec<u64> = {
             let segs = self.lock_segs();
             segs.iter()
-                .filter(|(&seg, s)| seg < current && s.secured >= s.records)
+                .filter(|(&seg, s)| seg < current && s.pending() == 0)
                 .filter_map(|(&seg, s)| pick(seg, s).then_some(seg))
                 .collect()
         };
@@ -417,6 +459,7 @@ mod tests {
     async fn appended_records_come_back_until_secured() {
         let d = tmpdir("rt");
         let (j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("open");
+        let j = std::sync::Arc::new(j);
         assert!(rec.is_empty());
         let a = j
             .append(&[b"{\"id\":\"a\"}\n", b"{\"id\":\"b\"}\n"])
@@ -429,6 +472,7 @@ mod tests {
         drop(j);
         // a restart: the unsecured come back as pending, the secured as known
         let (j, rec) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("reopen");
+        let j = std::sync::Arc::new(j);
         let pending: Vec<&[u8]> = rec
             .iter()
             .filter(|r| r.pending)
@@ -455,6 +499,7 @@ mod tests {
     async fn a_torn_last_frame_is_cut_off_and_a_full_journal_refuses() {
         let d = tmpdir("torn");
         let (j, _) = Journal::open(&d, 200, Duration::from_secs(600)).expect("open");
+        let j = std::sync::Arc::new(j);
         let at = j.append(&[b"{\"id\":\"a\"}\n"]).await.expect("a");
         assert!(matches!(
             j.append(&[&[b'x'; 300][..]]).await,
@@ -472,6 +517,104 @@ mod tests {
         assert!(fs::read(&path)
             .expect("read")
             .ends_with(b"{\"id\":\"a\"}\n"));
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    fn pending_lines(rec: &[Recovered]) -> Vec<String> {
+        rec.iter()
+            .filter(|r| r.pending)
+            .map(|r| String::from_utf8_lossy(&r.line).trim_end().to_string())
+            .collect()
+    }
+
+    /// An append whose future is dropped mid-write (a caller's timeout)
+    /// still lands its frame; the indices handed out after it must match
+    /// what a restart counts. They did not: `a` took the dropped group's
+    /// index, securing `b` marked `a`'s slot, and after a restart `a` (acknowledged,
+    /// never secured) was gone and `b` (secured) came back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_dropped_mid_write_keeps_the_indices_in_step() {
+        let d = tmpdir("dropped");
+        let (j, _) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("open");
+        let j = Arc::new(j);
+        // polled once (its write starts), then dropped, as a caller's
+        // timeout drops it
+        let mut cut = Box::pin(j.append(&[b"{\"id\":\"c\"}\n"]));
+        let _ = std::future::Future::poll(
+            cut.as_mut(),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        );
+        drop(cut);
+        // the dropped append finishes on its own
+        let t0 = std::time::Instant::now();
+        while j.pending() == 0 && t0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(j.pending(), 1, "the dropped group landed");
+        let a = j.append(&[b"{\"id\":\"a\"}\n"]).await.expect("a");
+        let b = j.append(&[b"{\"id\":\"b\"}\n"]).await.expect("b");
+        assert_eq!((a.index, b.index), (1, 2));
+        j.secure(&[b]).expect("secure b");
+        drop(j);
+        let (_j, rec) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("reopen");
+        // `c` was never acknowledged but is durable: the next start sends it
+        assert_eq!(pending_lines(&rec), [r#"{"id":"c"}"#, r#"{"id":"a"}"#]);
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// A write that fails part-way leaves a damaged frame; at restart a
+    /// segment is cut at its first damaged frame. The next group goes into
+    /// a new segment, so nothing acknowledged after the failure is cut with
+    /// it (it was appended after the damage, and lost at restart).
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_failed_write_the_next_group_starts_a_new_segment() {
+        let d = tmpdir("failed-write");
+        let (j, _) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("open");
+        let j = Arc::new(j);
+        let a = j.append(&[b"{\"id\":\"a\"}\n"]).await.expect("a");
+        let path = seg_path(&d, a.seg, "jrn");
+        {
+            // what a write cut short by the disk leaves, and a handle that
+            // cannot write (nor cut it back): the next write fails
+            let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+            f.write_all(b"J 1 1 20 00000000\n{\"id\":\"to")
+                .expect("torn");
+            j.writer.lock().expect("writer").file = File::open(&path).expect("read-only");
+        }
+        assert!(matches!(
+            j.append(&[b"{\"id\":\"x\"}\n"]).await,
+            Err(AppendError::Io(_))
+        ));
+        let b = j.append(&[b"{\"id\":\"b\"}\n"]).await.expect("b");
+        assert_eq!((b.seg, b.index), (a.seg + 1, 0));
+        drop(j);
+        let (_j, rec) = Journal::open(&d, 1 << 20, Duration::from_secs(600)).expect("reopen");
+        assert_eq!(pending_lines(&rec), [r#"{"id":"a"}"#, r#"{"id":"b"}"#]);
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// Securing the same records twice (a batch secured again after a
+    /// partial failure) counts them once: the segment is not deleted while
+    /// another of its records is still pending.
+    #[tokio::test(flavor = "current_thread")]
+    async fn securing_twice_counts_once() {
+        let d = tmpdir("twice");
+        let (j, _) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("open");
+        let j = Arc::new(j);
+        let a = j
+            .append(&[b"{\"id\":\"a\"}\n", b"{\"id\":\"b\"}\n"])
+            .await
+            .expect("ab");
+        drop(j);
+        // restart: the segment is sealed, `a` and `b` pending
+        let (j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("reopen");
+        assert_eq!(pending_lines(&rec).len(), 2);
+        j.secure(&[a]).expect("secure a");
+        j.secure(&[a]).expect("secure a again");
+        assert_eq!(j.pending(), 1);
+        drop(j);
+        let (_j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("reopen");
+        assert_eq!(pending_lines(&rec), [r#"{"id":"b"}"#]);
         fs::remove_dir_all(&d).expect("cleanup");
     }
 }

@@ -219,6 +219,7 @@ async fn journaled_records_survive_a_crash_and_come_back_once() {
     // a process that acknowledged two records and died before batching them
     {
         let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+        let j = std::sync::Arc::new(j);
         j.append(&[b"{\"id\":\"x1\"}\n", b"{\"id\":\"x2\"}\n"])
             .await
             .expect("append");
@@ -639,6 +640,7 @@ fn a_recovered_line_over_the_batch_limit_is_batched_alone() {
                 .expect("runtime");
             rt.block_on(async {
                 let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+                let j = std::sync::Arc::new(j);
                 let big = format!("{{\"id\":\"big\",\"model\":\"{}\"}}\n", "x".repeat(4000));
                 j.append(&[big.as_bytes(), b"{\"id\":\"small\"}\n"])
                     .await
