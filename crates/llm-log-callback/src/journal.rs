@@ -8,7 +8,9 @@
 //!   lines exactly as they will be stored (ids given, redaction applied);
 //! - `{seg:016}.done`: lines `{first} {count}`: records of the segment that
 //!   are secured, i.e. durable elsewhere (in a spill file written before the
-//!   upload, see `spill.rs`), so they must not be queued again.
+//!   upload, see `spill.rs`), so they must not be queued again. A spill
+//!   file's header names its records' positions too, and a start marks
+//!   those secured (a crash can come between the spill file and `.done`).
 //!
 //! At start, every record of a segment that its `.done` does not cover is
 //! queued again (a torn last frame, never acknowledged, is cut off: a write

@@ -109,6 +109,43 @@ impl Shared {
     }
 }
 
+/// Journal mode, at start: records the journal still holds as pending but a
+/// spill, in-flight or dead-letter file holds too (a crash came between
+/// writing that file and marking them in the journal) are marked secured
+/// now and not queued again: the file's replay sends them, to the target it
+/// names, reconciled with what may already be there.
+fn secure_spilled(
+    journal: &Journal,
+    spill: &SpillDir,
+    mut recovered: Vec<Recovered>,
+) -> Vec<Recovered> {
+    let in_files: std::collections::HashSet<(u64, u64)> = match spill.journal_refs() {
+        Ok(refs) => refs.into_iter().map(|r| (r.seg, r.index)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the spill directory's headers; the journal queues all its pending records");
+            return recovered;
+        }
+    };
+    let mut secured = Vec::new();
+    for r in recovered.iter_mut() {
+        if r.pending && in_files.contains(&(r.at.seg, r.at.index)) {
+            r.pending = false;
+            secured.push(r.at);
+        }
+    }
+    if !secured.is_empty() {
+        tracing::info!(
+            records = secured.len(),
+            "journaled records already held by spill files; the replay sends them"
+        );
+        if let Err(e) = journal.secure(&secured) {
+            // the spill files still hold them, and this run does not queue them
+            tracing::warn!(error = %e, "could not mark journaled records held by spill files");
+        }
+    }
+    recovered
+}
+
 /// What `flush` and `shutdown` report: the ledger at that moment.
 ///
 /// ```no_run
@@ -284,7 +321,15 @@ impl Logger {
             client: client.clone(),
             give_up: give_up_tx,
         });
-        if let Some((_, recovered)) = journal {
+        if let Some((journal, mut recovered)) = journal {
+            if let Some(spill) = &spill {
+                let (journal, spill) = (journal.clone(), spill.clone());
+                recovered = tokio::task::spawn_blocking(move || {
+                    secure_spilled(&journal, &spill, recovered)
+                })
+                .await
+                .map_err(|e| LogError::config("journal.dir", e.to_string()))?;
+            }
             shared.recover(recovered);
         }
         serialize::start_serializer(&shared);

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::journal::JournalRef;
 use crate::uploader::Target;
 
 const MAGIC: &[u8] = b"LLMLOGSPILL1\n";
@@ -44,6 +45,13 @@ pub struct SpillHeader {
     /// Why storage refused the batch for good (dead-letter files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Journal mode: where the batch's records sit in the journal, as
+    /// `[segment, first index, count]` ranges. At start they count as
+    /// secured, so a crash between writing this file and marking them in the
+    /// journal does not send them twice (once from here, once from the
+    /// journal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<[u64; 3]>,
 }
 
 impl SpillHeader {
@@ -53,6 +61,7 @@ impl SpillHeader {
         raw_bytes: u64,
         payload: &[u8],
         reason: Option<&str>,
+        journal: &[JournalRef],
     ) -> Self {
         let created_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         SpillHeader {
@@ -63,8 +72,31 @@ impl SpillHeader {
             sha256: hex(&Sha256::digest(payload)),
             created_ms: created_ms as u64,
             reason: reason.map(str::to_string),
+            journal: journal_ranges(journal),
         }
     }
+
+    /// The journal positions its `journal` ranges name.
+    pub(crate) fn journal_refs(&self) -> impl Iterator<Item = JournalRef> + '_ {
+        self.journal.iter().flat_map(|&[seg, first, count]| {
+            (first..first.saturating_add(count)).map(move |index| JournalRef { seg, index })
+        })
+    }
+}
+
+/// `refs` as `[segment, first, count]` ranges (sorted, runs merged).
+fn journal_ranges(refs: &[JournalRef]) -> Vec<[u64; 3]> {
+    let mut sorted: Vec<(u64, u64)> = refs.iter().map(|r| (r.seg, r.index)).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<[u64; 3]> = Vec::new();
+    for (seg, index) in sorted {
+        match out.last_mut() {
+            Some([s, first, count]) if *s == seg && *first + *count == index => *count += 1,
+            _ => out.push([seg, index, 1]),
+        }
+    }
+    out
 }
 
 /// Why a spill file could not be used.
@@ -83,6 +115,20 @@ pub(crate) struct SpillDir {
     used: AtomicU64,
     instance: String,
     seq: AtomicU64,
+}
+
+/// A spill file's header alone (its payload is neither read nor checked).
+fn read_header(path: &Path) -> Option<SpillHeader> {
+    use std::io::BufRead as _;
+    let mut r = io::BufReader::new(fs::File::open(path).ok()?);
+    let mut magic = Vec::new();
+    r.read_until(b'\n', &mut magic).ok()?;
+    if magic != MAGIC {
+        return None;
+    }
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice(&line).ok()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -140,8 +186,9 @@ impl SpillDir {
         records: u64,
         raw_bytes: u64,
         payload: &[u8],
+        journal: &[JournalRef],
     ) -> io::Result<PathBuf> {
-        let header = SpillHeader::new(target, records, raw_bytes, payload, None);
+        let header = SpillHeader::new(target, records, raw_bytes, payload, None, journal);
         self.write_into(&self.dir, &header, payload, true)
     }
 
@@ -154,8 +201,9 @@ impl SpillDir {
         raw_bytes: u64,
         payload: &[u8],
         reason: &str,
+        journal: &[JournalRef],
     ) -> io::Result<PathBuf> {
-        let header = SpillHeader::new(target, records, raw_bytes, payload, Some(reason));
+        let header = SpillHeader::new(target, records, raw_bytes, payload, Some(reason), journal);
         self.write_into(&self.dir.join(DEAD_LETTER), &header, payload, true)
     }
 
@@ -211,8 +259,9 @@ impl SpillDir {
         records: u64,
         raw_bytes: u64,
         payload: &[u8],
+        journal: &[JournalRef],
     ) -> io::Result<PathBuf> {
-        let header = SpillHeader::new(target, records, raw_bytes, payload, None);
+        let header = SpillHeader::new(target, records, raw_bytes, payload, None, journal);
         let path = self.write_into(&self.dir.join(INFLIGHT), &header, payload, false)?;
         // not spilled (yet): `promote` counts it if it comes to that
         let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -248,6 +297,23 @@ impl SpillDir {
             .collect();
         v.sort();
         Ok(v)
+    }
+
+    /// Journal mode, at start: the journal positions every spill and
+    /// dead-letter file (in-flight ones were just moved in) holds, read from
+    /// their headers. A file whose header cannot be read names none (it will
+    /// be quarantined, and its records stay with the journal).
+    pub fn journal_refs(&self) -> io::Result<Vec<JournalRef>> {
+        let dead = fs::read_dir(self.dir.join(DEAD_LETTER))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_spill_name(p));
+        let mut refs = Vec::new();
+        for path in self.list()?.into_iter().chain(dead) {
+            if let Some(header) = read_header(&path) {
+                refs.extend(header.journal_refs());
+            }
+        }
+        Ok(refs)
     }
 
     /// Reads and verifies one file.
@@ -358,9 +424,11 @@ mod tests {
         let d = tmpdir("rt");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
         let a = s
-            .write(&target(), 2, 10, b"{\"a\":1}\n{\"a\":2}\n")
+            .write(&target(), 2, 10, b"{\"a\":1}\n{\"a\":2}\n", &[])
             .expect("write a");
-        let b = s.write(&target(), 1, 5, b"{\"b\":1}\n").expect("write b");
+        let b = s
+            .write(&target(), 1, 5, b"{\"b\":1}\n", &[])
+            .expect("write b");
         assert_eq!(s.list().expect("list"), vec![a.clone(), b]);
         let (h, p) = s.read(&a).expect("read");
         assert_eq!(h.records, 2);
@@ -376,7 +444,7 @@ mod tests {
     fn corrupt_and_truncated_files_are_detected() {
         let d = tmpdir("corrupt");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let a = s.write(&target(), 1, 8, b"payload!").expect("write");
+        let a = s.write(&target(), 1, 8, b"payload!", &[]).expect("write");
         let mut data = fs::read(&a).expect("read");
         let n = data.len();
         data[n - 1] ^= 1;
@@ -396,7 +464,7 @@ mod tests {
     fn temporary_files_are_never_listed() {
         let d = tmpdir("tmp");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let done = s.write(&target(), 1, 4, b"done").expect("write");
+        let done = s.write(&target(), 1, 4, b"done", &[]).expect("write");
         // a half-written file of a writer in progress, in this version's form
         // and in the form of earlier versions (which ended in `.spill`)
         fs::write(
@@ -417,7 +485,7 @@ mod tests {
     fn dead_letters_keep_their_reason_and_count_against_the_cap() {
         let d = tmpdir("dead");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let spilled = s.write(&target(), 1, 4, b"data").expect("write");
+        let spilled = s.write(&target(), 1, 4, b"data", &[]).expect("write");
         let (h, p) = s.read(&spilled).expect("read");
         let used = s.used_bytes();
         let dead = s
@@ -438,9 +506,26 @@ mod tests {
     fn cap_is_enforced() {
         let d = tmpdir("cap");
         let s = SpillDir::open(&d, 600, "inst").expect("open");
-        s.write(&target(), 1, 100, &[b'x'; 100]).expect("fits");
-        assert!(s.write(&target(), 1, 200, &[b'x'; 200]).is_err());
+        s.write(&target(), 1, 100, &[b'x'; 100], &[]).expect("fits");
+        assert!(s.write(&target(), 1, 200, &[b'x'; 200], &[]).is_err());
         assert_eq!(s.list().expect("list").len(), 1);
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// The journal positions a spill header names come back as written,
+    /// in ranges (runs merged, duplicates once).
+    #[test]
+    fn journal_positions_round_trip_through_the_header() {
+        let r = |seg, index| JournalRef { seg, index };
+        let refs = [r(1, 4), r(1, 3), r(2, 0), r(1, 5), r(1, 9), r(1, 4)];
+        assert_eq!(journal_ranges(&refs), [[1, 3, 3], [1, 9, 1], [2, 0, 1]]);
+        let d = tmpdir("journal-refs");
+        let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
+        s.write(&target(), 6, 4, b"data", &refs).expect("write");
+        s.write(&target(), 1, 4, b"more", &[]).expect("write");
+        let mut back = s.journal_refs().expect("refs");
+        back.sort_by_key(|r| (r.seg, r.index));
+        assert_eq!(back, [r(1, 3), r(1, 4), r(1, 5), r(1, 9), r(2, 0)]);
         fs::remove_dir_all(&d).expect("cleanup");
     }
 }

@@ -105,8 +105,11 @@ impl Uploader {
     /// and its records are marked secured in the journal, which may then let
     /// them go. A crash from here on leaves the in-flight file, which the next
     /// start replays (and reconciles, should the upload have landed), so the
-    /// journal never queues them again. Should the disk refuse, the records
-    /// stay unsecured in the journal and the upload goes on.
+    /// journal never queues them again: the file's header names the records'
+    /// journal positions, and a start marks them secured before it queues
+    /// the journal's pending records (a crash between the two writes sent
+    /// them twice before). Should the disk refuse, the records stay
+    /// unsecured in the journal and the upload goes on.
     async fn secure(&self, batch: &mut Batch) {
         let (Some(spill), Some(journal)) = (&self.spill, &self.journal) else {
             return;
@@ -116,8 +119,16 @@ impl Uploader {
         }
         let (spill, journal, b) = (spill.clone(), journal.clone(), batch.clone());
         let res = tokio::task::spawn_blocking(move || {
-            let path = spill.write_inflight(&b.target, b.records, b.raw_bytes, &b.payload)?;
-            journal.secure(&b.journal)?;
+            let path =
+                spill.write_inflight(&b.target, b.records, b.raw_bytes, &b.payload, &b.journal)?;
+            if let Err(e) = journal.secure(&b.journal) {
+                // the records stay pending in the journal and are secured at
+                // the batch's end instead; the copy goes, or a restart would
+                // take them from both (should it stay, its header names them,
+                // and the start trusts the file)
+                let _ = spill.remove_inflight(&path);
+                return Err(e);
+            }
             Ok::<_, std::io::Error>(path)
         })
         .await;
@@ -280,7 +291,14 @@ impl Uploader {
             let b = batch.clone();
             let reason = why.to_string();
             let res = tokio::task::spawn_blocking(move || {
-                spill.write_dead_letter(&b.target, b.records, b.raw_bytes, &b.payload, &reason)
+                spill.write_dead_letter(
+                    &b.target,
+                    b.records,
+                    b.raw_bytes,
+                    &b.payload,
+                    &reason,
+                    &b.journal,
+                )
             })
             .await;
             match res {
@@ -326,7 +344,7 @@ impl Uploader {
         let res = tokio::task::spawn_blocking(move || match &b.inflight {
             // already durable: a rename
             Some(inflight) => spill.promote(inflight),
-            None => spill.write(&b.target, b.records, b.raw_bytes, &b.payload),
+            None => spill.write(&b.target, b.records, b.raw_bytes, &b.payload, &b.journal),
         })
         .await;
         match res {

@@ -861,3 +861,54 @@ async fn a_cancelled_ingest_does_not_make_its_retry_a_duplicate() {
     assert!(r.complete, "{:?}", r.metrics);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A crash between writing a journaled batch's in-flight copy and marking
+/// its records in the journal: the next start finds them in both. The copy
+/// names their journal positions, so the journal does not queue them again
+/// and the copy's replay alone sends them (it sent them twice before: once
+/// from the journal to a new file, once from the copy to its own target).
+#[tokio::test(flavor = "current_thread")]
+async fn records_held_by_an_in_flight_copy_are_not_queued_again() {
+    let dir = temp_dir("inflight-crash");
+    let jdir = dir.join("journal");
+    {
+        let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+        let j = std::sync::Arc::new(j);
+        let line: &[u8] = b"{\"id\":\"a\"}\n";
+        let at = j
+            .append(&[line, b"{\"id\":\"b\"}\n"])
+            .await
+            .expect("append");
+        let spill = SpillDir::open(&jdir.join("spill"), 1 << 20, "inst").expect("spill");
+        let target = crate::uploader::Target::new_file("x/a.ndjson".into(), crate::Format::Ndjson);
+        // `a`'s batch is copied, then the process dies before `journal.secure`
+        spill
+            .write_inflight(&target, 1, line.len() as u64, line, &[at])
+            .expect("in-flight copy");
+    }
+    let logger = offline(Config {
+        journal: Some(crate::config::JournalConfig {
+            dir: jdir.clone(),
+            max_bytes: 1 << 20,
+        }),
+        replay_interval: Duration::from_secs(3600),
+        ..Config::default()
+    })
+    .await;
+    let m = logger.metrics();
+    // `b` only: `a` is the copy's to send
+    assert_eq!((m.journal_recovered, m.accepted), (1, 1), "{m:?}");
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert!(r.complete, "{:?}", r.metrics);
+    let mut ids: Vec<String> = spilled_records(&jdir.join("spill"))
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"], "each once, in the spill directory");
+    // and the journal does not hold `a` as pending any more
+    drop(logger);
+    let (_j, rec) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("reopen");
+    assert!(rec.iter().all(|r| !r.pending), "{rec:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
