@@ -151,6 +151,23 @@ pub(crate) enum AttemptError {
     Permanent(String),
 }
 
+/// Where `payload` ends in the target's file. A position so large that it
+/// does not fit a `u64` (only a damaged spill header can say so) is refused
+/// for good: the batch is dead-lettered, not retried, and nothing panics.
+fn end_of(target: &Target, payload: &Bytes) -> Result<u64, AttemptError> {
+    target
+        .position
+        .checked_add(payload.len() as u64)
+        .ok_or_else(|| {
+            AttemptError::Permanent(format!(
+                "a batch of {} bytes at position {} of `{}` ends past 2^64",
+                payload.len(),
+                target.position,
+                target.path
+            ))
+        })
+}
+
 /// Settings the upload path needs.
 #[derive(Debug, Clone)]
 pub(crate) struct UploadSettings {
@@ -238,7 +255,7 @@ pub(crate) async fn write_once(
         Ok(f) => f.with_writer(target.writer_id()),
         Err(e) => return Err(classify(fs, e).await),
     };
-    let end = target.position + payload.len() as u64;
+    let end = end_of(target, payload)?;
     let md5 = target.expected_md5(payload);
     let metadata = target.metadata();
     let chunk = settings.append_chunk.max(1);
@@ -445,8 +462,8 @@ async fn verify(
     payload: &Bytes,
     md5: Option<&str>,
 ) -> Result<(), AttemptError> {
+    let end = end_of(target, payload)?;
     let props = file.properties().await.map_err(AttemptError::Retry)?;
-    let end = target.position + payload.len() as u64;
     let conflict = |what: String| {
         AttemptError::Conflict(format!(
             "`{}` does not hold this batch ({} bytes at {}): {what}",
@@ -528,5 +545,41 @@ mod tests {
         );
         let t = Target::new_file("plain".into(), Format::Ndjson);
         assert_eq!(t.conflict_alternative(1).path, "plain-conflict1");
+    }
+
+    /// A batch whose end does not fit a `u64` (a damaged spill header) is
+    /// refused for good before any request (nothing listens on port 9), and
+    /// nothing panics: it overflowed, which in a debug build panicked the
+    /// replay pass at that file every time, so no later file was replayed.
+    #[tokio::test]
+    async fn a_position_past_2_64_is_permanent_not_a_panic() {
+        let client = adls_rest::Client::builder(
+            adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+            adls_rest::Credential::Anonymous,
+        )
+        .retry(adls_rest::RetryPolicy::none())
+        .build()
+        .expect("client");
+        let fs = client.filesystem("logs").expect("fs");
+        let target = Target {
+            position: u64::MAX - 2,
+            ..Target::new_file("a.ndjson".into(), Format::Ndjson)
+        };
+        let settings = UploadSettings {
+            append_chunk: 1 << 20,
+            checksums: Default::default(),
+            unverified: false,
+            retry_window: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        };
+        let mut progress = Progress::default();
+        let payload = Bytes::from_static(b"0123456789");
+        match write_once(&fs, &target, &payload, &settings, &mut progress).await {
+            Err(AttemptError::Permanent(why)) => assert!(why.contains("2^64"), "{why}"),
+            other => panic!("{:?}", other.err().map(|e| format!("{e:?}"))),
+        }
+        assert_eq!(progress, Progress::Staging);
+        assert_eq!(client.stats().requests_sent, 0);
     }
 }
