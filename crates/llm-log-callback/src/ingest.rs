@@ -112,13 +112,16 @@ impl fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {}
 
-/// Ids taken recently: at most `max_ids`, each for at most `window`.
+/// Ids taken recently: at most `max_ids`, each for at most `window`; and
+/// the ids of groups being journaled right now (not taken yet: their
+/// journal write may still fail).
 #[derive(Debug)]
 pub(crate) struct Dedup {
     window: Duration,
     max_ids: usize,
     seen: HashMap<String, Instant>,
     order: VecDeque<(Instant, String)>,
+    in_progress: std::collections::HashSet<String>,
 }
 
 impl Dedup {
@@ -128,7 +131,13 @@ impl Dedup {
             max_ids,
             seen: HashMap::new(),
             order: VecDeque::new(),
+            in_progress: std::collections::HashSet::new(),
         }
+    }
+
+    /// Whether a group being journaled holds `id`.
+    fn in_progress(&self, id: &str) -> bool {
+        self.in_progress.contains(id)
     }
 
     /// Forgets ids older than the window, and the oldest beyond `max_ids`.
@@ -153,9 +162,15 @@ impl Dedup {
         self.seen.contains_key(id)
     }
 
-    /// Forgets `id` (its records were not taken after all).
-    pub fn remove(&mut self, id: &str) {
-        self.seen.remove(id);
+    /// The journal write of the group holding `ids` ended: they are taken
+    /// (`journaled`, noted at `now`) or not.
+    fn settle(&mut self, ids: &[String], journaled: bool, now: Instant) {
+        for id in ids {
+            self.in_progress.remove(id);
+            if journaled {
+                self.insert(id.clone(), now);
+            }
+        }
     }
 
     /// Notes `id` as taken at `now`.
@@ -169,28 +184,25 @@ impl Dedup {
     }
 }
 
-/// Ids `ingest` noted in the deduplication window before journaling their
-/// records: forgotten when dropped (the records were not journaled), unless
-/// emptied first.
-struct Noted<'a> {
-    logger: &'a Logger,
+/// The ids of a group being journaled: settled when dropped, as taken if
+/// `journaled` was set, else forgotten (the write failed, or its task
+/// panicked), so a retry is neither skipped nor kept waiting.
+struct InProgress {
+    shared: std::sync::Arc<crate::logger::Shared>,
     ids: Vec<String>,
+    journaled: bool,
 }
 
-impl Drop for Noted<'_> {
+impl Drop for InProgress {
     fn drop(&mut self) {
         if self.ids.is_empty() {
             return;
         }
-        let mut dedup = self
-            .logger
-            .shared
+        self.shared
             .dedup
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for id in &self.ids {
-            dedup.remove(id);
-        }
+            .unwrap_or_else(|p| p.into_inner())
+            .settle(&self.ids, self.journaled, Instant::now());
     }
 }
 
@@ -202,12 +214,16 @@ impl Logger {
     /// queued together, or none is and [`IngestError::Busy`] says when to try
     /// again. Each record is stored as [`Logger::log_json`] stores it.
     ///
-    /// With a journal, `Ok` means journaled (durable). A group whose journal
-    /// write was under way when [`Logger::shutdown`] closed the queue is
-    /// still `Ok`, but is not counted in this run's ledger: it stays pending
-    /// in the journal (`journal_pending`), and the next start sends it. A
-    /// call dropped before its group is journaled takes nothing, and the
-    /// sender's retry is not mistaken for a duplicate.
+    /// With a journal, `Ok` means journaled (durable). A retry that arrives
+    /// while the group holding the same ids is still being journaled is
+    /// `Busy` (its outcome is not known yet; "duplicate" would acknowledge
+    /// records that may never be durable). The journal write and the queueing
+    /// run in a task of their own, so dropping this future does not stop
+    /// them: the group is taken (and a retry is a duplicate) or, if the write
+    /// fails, not. A group whose journal write was under way when
+    /// [`Logger::shutdown`] closed the queue is still `Ok`, but is not
+    /// counted in this run's ledger: it stays pending in the journal
+    /// (`journal_pending`), and the next start sends it.
     pub async fn ingest(&self, records: &[&str]) -> Result<Ingested, IngestError> {
         let refuse = |e: IngestError| {
             Counters::add(&self.shared.counters.rejected, records.len() as u64);
@@ -238,7 +254,7 @@ impl Logger {
                 }
             }
         }
-        let (mut keep, taken, duplicates) = match self.take_group(entries, &ids)? {
+        let (keep, taken, duplicates) = match self.take_group(entries, &ids)? {
             Taken::Queued(done) => return Ok(done),
             Taken::ToJournal {
                 keep,
@@ -246,13 +262,38 @@ impl Logger {
                 duplicates,
             } => (keep, taken, duplicates),
         };
-        // until the records are journaled, their ids must not stay noted:
-        // an error, or this future dropped while it waits for the journal
-        // (a caller's timeout), forgets them, so the sender's retry is taken
-        let mut noted = Noted {
-            logger: self,
-            ids: taken,
-        };
+        // The journal write and the queueing run in a task of their own:
+        // dropping this future (a caller's timeout) does not leave a group
+        // journaled but neither queued nor noted (its retry would be taken
+        // again, and the next start would send both).
+        let logger = self.clone();
+        let task = tokio::spawn(async move {
+            let mut noted = InProgress {
+                shared: logger.shared.clone(),
+                ids: taken,
+                journaled: false,
+            };
+            let result = logger.journal_and_queue(keep, duplicates).await;
+            noted.journaled = result.is_ok();
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "the journal task of an ingest failed; answering busy");
+                Err(IngestError::Busy {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    /// Journals a group `take_group` handed back, then queues it.
+    async fn journal_and_queue(
+        &self,
+        mut keep: Vec<Entry>,
+        duplicates: usize,
+    ) -> Result<Ingested, IngestError> {
         let Some(journal) = &self.shared.journal else {
             return Err(IngestError::ShutDown);
         };
@@ -272,7 +313,6 @@ impl Logger {
         };
         match journal.append(&lines).await {
             Ok(first) => {
-                noted.ids.clear(); // journaled: a retry is a duplicate now
                 for (i, e) in keep.iter_mut().enumerate() {
                     e.journal = Some(JournalRef {
                         seg: first.seg,
@@ -297,7 +337,6 @@ impl Logger {
                 })
             }
             Err(e) => {
-                drop(noted);
                 if let AppendError::Io(e) = &e {
                     tracing::error!(error = %e, "cannot write the journal; answering busy");
                 }
@@ -322,6 +361,14 @@ impl Logger {
         let mut keep: Vec<Entry> = Vec::with_capacity(entries.len());
         let mut taken: Vec<&str> = Vec::new();
         let mut duplicates = 0;
+        // a group being journaled holds one of these ids: its outcome is
+        // not known yet (answering "duplicate" now would acknowledge records
+        // that are not durable, and lose them should that write fail)
+        if ids.iter().flatten().any(|id| dedup.in_progress(id)) {
+            return Err(IngestError::Busy {
+                retry_after: Duration::from_secs(1),
+            });
+        }
         for (entry, id) in entries.into_iter().zip(ids) {
             let seen = id
                 .as_deref()
@@ -357,7 +404,7 @@ impl Logger {
                 return Err(busy());
             }
             for id in &taken {
-                dedup.insert(id.to_string(), now);
+                dedup.in_progress.insert(id.to_string());
             }
             return Ok(Taken::ToJournal {
                 keep,
@@ -398,6 +445,21 @@ enum Taken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids in progress are neither taken nor forgotten until their write
+    /// ends: journaled, they are taken; not, they are forgotten.
+    #[test]
+    fn in_progress_ids_settle_as_taken_or_forgotten() {
+        let now = Instant::now();
+        let mut d = Dedup::new(Duration::from_secs(60), 100);
+        let ids = ["a".to_string(), "b".to_string()];
+        d.in_progress.extend(ids.iter().cloned());
+        assert!(d.in_progress("a") && !d.contains("a", now));
+        d.settle(&ids[..1], true, now);
+        assert!(!d.in_progress("a") && d.contains("a", now));
+        d.settle(&ids[1..], false, now);
+        assert!(!d.in_progress("b") && !d.contains("b", now));
+    }
 
     #[test]
     fn ids_are_remembered_for_the_window_and_up_to_the_bound() {

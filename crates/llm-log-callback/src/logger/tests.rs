@@ -832,12 +832,15 @@ async fn an_ingest_journaled_during_shutdown_is_sent_by_the_next_start() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An `ingest` dropped while it waits for the journal (a caller's timeout)
-/// forgets the ids it noted: the sender's retry is taken, not skipped as a
-/// duplicate of a record that was never journaled.
+/// A retry that arrives while the first attempt's group is still being
+/// journaled is told to come back (`Busy`), not acknowledged as a
+/// duplicate: the first write may still fail, and a duplicate's 200 would
+/// then have lost the records. Once the first is journaled, the retry is a
+/// duplicate. An `ingest` dropped meanwhile (a caller's timeout) still
+/// takes its group: it was not left journaled but unqueued and unnoted.
 #[tokio::test(flavor = "current_thread")]
-async fn a_cancelled_ingest_does_not_make_its_retry_a_duplicate() {
-    let dir = temp_dir("ingest-cancelled");
+async fn a_retry_while_the_first_attempt_is_journaled_waits_for_its_outcome() {
+    let dir = temp_dir("ingest-in-progress");
     let logger = offline(Config {
         journal: Some(crate::config::JournalConfig {
             dir: dir.join("journal"),
@@ -848,17 +851,33 @@ async fn a_cancelled_ingest_does_not_make_its_retry_a_duplicate() {
     .await;
     let l = logger.clone();
     let first = tokio::spawn(async move { l.ingest(&[r#"{"id":"a"}"#]).await });
-    let l = logger.clone();
-    let second = tokio::spawn(async move { l.ingest(&[r#"{"id":"b"}"#]).await });
-    // both run until they wait for the journal (the first one writes)
+    // it runs until it waits for its journal write (one thread here)
     tokio::task::yield_now().await;
-    second.abort();
-    assert!(second.await.expect_err("aborted").is_cancelled());
-    first.await.expect("join").expect("taken");
-    let retry = logger.ingest(&[r#"{"id":"b"}"#]).await.expect("taken");
-    assert_eq!((retry.accepted, retry.duplicates), (1, 0));
+    match logger.ingest(&[r#"{"id":"a"}"#, r#"{"id":"c"}"#]).await {
+        Err(IngestError::Busy { .. }) => {}
+        other => panic!("a retry during the first write: {other:?}"),
+    }
+    // the first attempt is dropped (its caller gave up); its write goes on
+    first.abort();
+    let t0 = std::time::Instant::now();
+    let retry = loop {
+        match logger.ingest(&[r#"{"id":"a"}"#, r#"{"id":"c"}"#]).await {
+            Err(IngestError::Busy { .. }) if t0.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            other => break other.expect("taken"),
+        }
+    };
+    assert_eq!((retry.accepted, retry.duplicates), (1, 1));
     let r = logger.shutdown(Duration::from_secs(5)).await;
     assert!(r.complete, "{:?}", r.metrics);
+    assert_eq!(r.metrics.accepted, 2, "{:?}", r.metrics);
+    let mut ids: Vec<String> = spilled_records(&dir.join("journal").join("spill"))
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "c"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
