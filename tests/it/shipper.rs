@@ -573,6 +573,70 @@ async fn shipper_is_alive_but_not_ready_while_storage_is_down() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("storage: failed"));
 }
 
+/// Senders that stall mid-body (four of them, each declaring 64 MiB, hold
+/// the whole 256 MiB of body memory) get `408` after
+/// `LLM_LOG_BODY_TIMEOUT_SECS`, and the memory is free again: they locked
+/// every other sender out (503) for as long as they kept their connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipper_answers_a_stalled_body_with_408_and_frees_its_memory() {
+    let closed = format!("http://127.0.0.1:{}/devstoreaccount1", free_port());
+    let env = [
+        (
+            "AZURE_STORAGE_CONNECTION_STRING",
+            connection_string(&closed),
+        ),
+        ("AZURE_STORAGE_FILE_SYSTEM", unique_name("stall")),
+        ("LLM_LOG_CREATE_FILESYSTEM", "false".to_string()),
+        ("LLM_LOG_SHUTDOWN_SECS", "2".to_string()),
+        ("LLM_LOG_BODY_TIMEOUT_SECS", "1".to_string()),
+    ];
+    let shipper = Running::start(&env).await;
+    let t0 = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut c = tokio::net::TcpStream::connect(&shipper.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/litellm HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"id\":",
+            shipper.addr,
+            64 << 20
+        );
+        c.write_all(head.as_bytes()).await.expect("send");
+        stalled.push(c);
+    }
+    for mut c in stalled {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut buf = [0u8; 1024];
+            loop {
+                match c.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "no answer to a stalled body");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    // their memory is free: a whole record is taken
+    let a = shipper
+        .post(
+            &[("Content-Type", "application/json")],
+            br#"{"id":"after-stall"}"#,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let (status, _, _) = shipper.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+}
+
 #[test]
 fn shipper_check_reports_the_destination_without_secrets() {
     let endpoint = required_env(ENV_AZURITE_HTTP);

@@ -64,7 +64,8 @@ pub enum IngestError {
         /// The batch byte limit.
         limit: usize,
     },
-    /// The group is larger than the queue can ever hold: send it in parts.
+    /// The group is larger than the queue (or the journal) can ever hold:
+    /// send it in parts.
     GroupTooLarge {
         /// Records in the group.
         records: usize,
@@ -98,7 +99,7 @@ impl fmt::Display for IngestError {
             ),
             IngestError::GroupTooLarge { records, bytes } => write!(
                 f,
-                "{records} records ({bytes} bytes) are more than the queue can ever hold; send fewer at a time"
+                "{records} records ({bytes} bytes) are more than the queue or the journal can ever hold; send fewer at a time"
             ),
             IngestError::Busy { retry_after } => write!(
                 f,
@@ -384,7 +385,12 @@ impl Logger {
         }
         let accepted = keep.len();
         let bytes: usize = keep.iter().map(|e| e.bytes).sum();
-        if !self.shared.queue.could_hold(accepted, bytes) {
+        let journal_could_hold = self
+            .shared
+            .journal
+            .as_ref()
+            .is_none_or(|j| bytes as u64 <= j.max_group_bytes());
+        if !self.shared.queue.could_hold(accepted, bytes) || !journal_could_hold {
             Counters::add(&self.shared.counters.rejected, ids.len() as u64);
             return Err(IngestError::GroupTooLarge {
                 records: accepted,

@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-/// A segment is sealed (a new one started) past this size.
+/// A segment is sealed (a new one started) past this size, or past a
+/// quarter of the journal's cap if that is smaller: only sealed segments
+/// are ever deleted, so the one being written must not fill the journal.
 const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// Where a record sits in the journal: segment and index within it.
@@ -317,11 +319,17 @@ impl Journal {
         if self.bytes() + len > self.max_bytes {
             // make room from what only the deduplication window still keeps
             self.collect_for_room(len).map_err(AppendError::Io)?;
+            if self.bytes() + len > self.max_bytes && w.bytes > 0 && self.all_secured(w.seg) {
+                // the segment being written holds the room, and all it holds
+                // is secured: seal it, so it can go
+                self.roll(&mut w).map_err(AppendError::Io)?;
+                self.collect_for_room(len).map_err(AppendError::Io)?;
+            }
             if self.bytes() + len > self.max_bytes {
                 return Err(AppendError::Full);
             }
         }
-        if w.broken || w.bytes >= SEGMENT_BYTES {
+        if w.broken || w.bytes >= SEGMENT_BYTES.min(self.max_bytes / 4).max(1) {
             self.roll(&mut w).map_err(AppendError::Io)?;
         }
         if let Err(e) = (&w.file).write_all(frame).and_then(|()| w.file.sync_data()) {
@@ -345,6 +353,17 @@ impl Journal {
         s.bytes += frame.len() as u64;
         s.last_ms = ms;
         Ok(at)
+    }
+
+    /// Whether every record of `seg` is secured.
+    fn all_secured(&self, seg: u64) -> bool {
+        self.lock_segs().get(&seg).is_none_or(|s| s.pending() == 0)
+    }
+
+    /// The most a group may take (its frame's head line included): one that
+    /// needs more is never taken.
+    pub fn max_group_bytes(&self) -> u64 {
+        self.max_bytes.saturating_sub(64)
     }
 
     /// Seals the writer's segment and starts the next one.
@@ -617,6 +636,35 @@ mod tests {
         drop(j);
         let (_j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("reopen");
         assert_eq!(pending_lines(&rec), [r#"{"id":"b"}"#]);
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// A journal whose cap is below the 16 MiB segment size: the segment
+    /// being written is sealed at a quarter of the cap, so what is secured
+    /// can go and the journal never fills for good (it did: only sealed
+    /// segments are deleted, and the first one was never sealed).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_small_journal_keeps_taking_what_is_secured() {
+        let d = tmpdir("small");
+        let (j, _) = Journal::open(&d, 4000, Duration::from_secs(600)).expect("open");
+        let j = Arc::new(j);
+        let line = format!("{{\"id\":\"{}\"}}\n", "x".repeat(90));
+        for i in 0..200 {
+            let at = j
+                .append(&[line.as_bytes()])
+                .await
+                .unwrap_or_else(|e| panic!("append {i}: {e:?}"));
+            j.secure(&[at]).expect("secure");
+        }
+        assert!(j.bytes() <= 4000, "{}", j.bytes());
+        // unsecured records are kept: the journal is full, not emptied
+        let mut pending = 0;
+        while j.append(&[line.as_bytes()]).await.is_ok() {
+            pending += 1;
+            assert!(pending < 100, "the cap is not held");
+        }
+        assert!(pending > 0);
+        assert_eq!(j.pending(), pending);
         fs::remove_dir_all(&d).expect("cleanup");
     }
 }

@@ -166,6 +166,7 @@ async fn serve(settings: Settings) -> ExitCode {
         logger: logger.clone(),
         token: settings.token.clone(),
         max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
         stats: Arc::new(ServerStats::default()),
         ready: Arc::new(Readiness::new(fs, settings.logger.create_filesystem)),
         bodies: Arc::new(tokio::sync::Semaphore::new(server::BODY_MEMORY_KIB)),
@@ -213,10 +214,16 @@ async fn serve(settings: Settings) -> ExitCode {
         "shutting down: no new requests"
     );
     let _ = stop_tx.send(true);
-    // Requests under way finish (their records are taken or refused whole);
-    // a sender that holds its request open longer than the deadline is cut off.
+    // Requests under way finish (their records are taken or refused whole).
+    // One still open at the deadline is not waited for: the logger shuts
+    // down, and its records are refused (503, the sender retries) or, if
+    // their journal write is already under way, kept in the journal for the
+    // next start (200: they are durable). Its connection ends with the
+    // process.
     if tokio::time::timeout(deadline, &mut server).await.is_err() {
-        tracing::warn!("requests still open at the deadline; closing them");
+        tracing::warn!(
+            "requests still open at the deadline; shutting down without them (the sender retries what is refused)"
+        );
         server.abort();
     }
     let left = deadline

@@ -41,6 +41,9 @@ pub struct AppState {
     pub token: Option<IngestToken>,
     /// Largest body, decompressed.
     pub max_body_bytes: usize,
+    /// How long a body may take to arrive once its headers have
+    /// (`LLM_LOG_BODY_TIMEOUT_SECS`): then `408`, and its memory is free.
+    pub body_timeout: Duration,
     /// The server's own counters.
     pub stats: Arc<ServerStats>,
     /// The cached storage check behind `/readyz`.
@@ -300,7 +303,7 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         _ => state.max_body_bytes,
     };
     let kib = may_take.div_ceil(1024).clamp(1, BODY_MEMORY_KIB) as u32;
-    let Ok(_body_permit) = state.bodies.clone().try_acquire_many_owned(kib) else {
+    let Ok(body_permit) = state.bodies.clone().try_acquire_many_owned(kib) else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many request bodies in progress; retry",
@@ -337,7 +340,25 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let raw = match Limited::new(body, limit).collect().await {
+    // a sender that stalls mid-body would hold its reservation (and its
+    // connection) for good
+    let Ok(read) =
+        tokio::time::timeout(state.body_timeout, Limited::new(body, limit).collect()).await
+    else {
+        tracing::info!(
+            timeout_secs = state.body_timeout.as_secs(),
+            "ingest body not read in time"
+        );
+        return refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body was not received within {} s (LLM_LOG_BODY_TIMEOUT_SECS)",
+                state.body_timeout.as_secs()
+            ),
+            None,
+        );
+    };
+    let raw = match read {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
         Err(e) => {
@@ -370,6 +391,9 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     // cut off half way; a retry of it is then skipped as duplicates.
     let logger = state.logger.clone();
     let work = tokio::spawn(async move {
+        // the body's memory stays reserved while the task holds the body,
+        // also after the sender hung up and this handler was dropped
+        let _body_permit = body_permit;
         let text = body::text(&data)?;
         let (format, records) = body::split_records(text)?;
         let outcome = logger.ingest(&records).await;

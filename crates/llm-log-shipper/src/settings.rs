@@ -44,6 +44,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4319";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 /// Default drain deadline at shutdown.
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 30;
+/// `LLM_LOG_BODY_TIMEOUT_SECS`: a sender that stalls mid-body gets `408`
+/// after this, instead of holding its share of the body memory (and its
+/// connection) for good. LiteLLM posts a batch on the same machine in
+/// milliseconds.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
 
 /// The shipper's own variables (the library reads the others).
 const SHIPPER_VARIABLES: &[&str] = &[
@@ -179,6 +184,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown may take to drain.
     pub shutdown_deadline: Duration,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
     /// Log lines as JSON.
     pub json_logs: bool,
     /// The logger's configuration.
@@ -197,6 +204,7 @@ impl fmt::Debug for Settings {
             .field("token", &self.token)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("body_timeout", &self.body_timeout)
             .field("json_logs", &self.json_logs)
             .field("logger", &self.logger)
             .field("file", &self.file)
@@ -296,6 +304,18 @@ impl Settings {
             })?),
             None => Duration::from_secs(DEFAULT_SHUTDOWN_SECS),
         };
+        let body_timeout = match get("LLM_LOG_BODY_TIMEOUT_SECS") {
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Duration::from_secs(n),
+                _ => {
+                    return Err(SettingsError::new(
+                        "LLM_LOG_BODY_TIMEOUT_SECS",
+                        format!("`{v}` is not a positive number of seconds"),
+                    ))
+                }
+            },
+            None => Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+        };
         let json_logs = match get("LLM_LOG_FORMAT_LOGS").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -310,9 +330,20 @@ impl Settings {
         // Acknowledged means durable: the shipper always journals what it
         // answers 200 to, by default in `./llm-log-journal`.
         if logger.journal.is_none() {
+            // its cap counts without `LLM_LOG_JOURNAL_DIR` too (the library
+            // reads the two together; here the directory has a default)
+            let max_bytes = match get("LLM_LOG_JOURNAL_MAX_BYTES") {
+                Some(v) => v.trim().parse().map_err(|_| {
+                    SettingsError::new(
+                        "LLM_LOG_JOURNAL_MAX_BYTES",
+                        format!("`{v}` is not a number of bytes"),
+                    )
+                })?,
+                None => 1 << 30,
+            };
             logger.journal = Some(llm_log_callback::JournalConfig {
                 dir: std::path::PathBuf::from(DEFAULT_JOURNAL_DIR),
-                max_bytes: 1 << 30,
+                max_bytes,
             });
         }
         logger.validate()?;
@@ -321,6 +352,7 @@ impl Settings {
             token,
             max_body_bytes,
             shutdown_deadline,
+            body_timeout,
             json_logs,
             logger,
             file: flags.config.clone(),
@@ -437,8 +469,38 @@ mod tests {
         assert!(s.token.is_none());
         assert_eq!(s.max_body_bytes, 64 << 20);
         assert_eq!(s.shutdown_deadline, Duration::from_secs(30));
+        assert_eq!(s.body_timeout, Duration::from_secs(30));
         assert!(!s.json_logs);
         assert_eq!(s.logger.filesystem, "llm-logs");
+        let journal = s.logger.journal.expect("always a journal");
+        assert_eq!(journal.max_bytes, 1 << 30);
+    }
+
+    /// The journal's cap counts on its own (its directory has a default
+    /// here; it was ignored unless `LLM_LOG_JOURNAL_DIR` was set too), and
+    /// the body timeout is read; bad values name their variable.
+    #[test]
+    fn the_journal_cap_and_the_body_timeout_are_read() {
+        let s = Settings::load_from(
+            &Flags::default(),
+            env(&[
+                ("LLM_LOG_JOURNAL_MAX_BYTES", "4000000"),
+                ("LLM_LOG_BODY_TIMEOUT_SECS", "5"),
+            ]),
+        )
+        .expect("settings");
+        let journal = s.logger.journal.expect("journal");
+        assert_eq!(journal.max_bytes, 4_000_000);
+        assert_eq!(journal.dir, std::path::PathBuf::from(DEFAULT_JOURNAL_DIR));
+        assert_eq!(s.body_timeout, Duration::from_secs(5));
+        for (k, v) in [
+            ("LLM_LOG_JOURNAL_MAX_BYTES", "4MB"),
+            ("LLM_LOG_BODY_TIMEOUT_SECS", "0"),
+            ("LLM_LOG_BODY_TIMEOUT_SECS", "soon"),
+        ] {
+            let e = Settings::load_from(&Flags::default(), env(&[(k, v)])).expect_err(v);
+            assert_eq!(e.setting, k);
+        }
     }
 
     #[test]

@@ -931,3 +931,33 @@ async fn records_held_by_an_in_flight_copy_are_not_queued_again() {
     assert!(rec.iter().all(|r| !r.pending), "{rec:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A group larger than the journal can ever hold is refused as too large
+/// (a 4xx the sender does not retry), not answered "busy" for ever.
+#[tokio::test(flavor = "current_thread")]
+async fn a_group_larger_than_the_journal_is_too_large_not_busy() {
+    let dir = temp_dir("journal-too-small");
+    let logger = offline(Config {
+        journal: Some(crate::config::JournalConfig {
+            dir: dir.join("journal"),
+            max_bytes: 2_000,
+        }),
+        ..Config::default()
+    })
+    .await;
+    let big = format!("{{\"id\":\"big\",\"model\":\"{}\"}}", "x".repeat(3_000));
+    match logger.ingest(&[big.as_str()]).await {
+        Err(IngestError::GroupTooLarge { records: 1, bytes }) => assert!(bytes > 3_000),
+        other => panic!("{other:?}"),
+    }
+    let small = logger.ingest(&[r#"{"id":"small"}"#]).await.expect("taken");
+    assert_eq!(small.accepted, 1);
+    let r = logger.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        (r.metrics.accepted, r.metrics.rejected),
+        (1, 1),
+        "{:?}",
+        r.metrics
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
