@@ -330,6 +330,7 @@ async fn build_batch(target: Target, entries: Vec<Entry>) -> Batch {
         raw_bytes,
         journal,
         inflight: None,
+        secured: false,
     }
 }
 

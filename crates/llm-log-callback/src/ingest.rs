@@ -267,13 +267,16 @@ impl Logger {
         // dropping this future (a caller's timeout) does not leave a group
         // journaled but neither queued nor noted (its retry would be taken
         // again, and the next start would send both).
+        // the guard exists before the task: should the task never run (its
+        // runtime shutting down), dropping it settles the ids all the same
+        let noted = InProgress {
+            shared: self.shared.clone(),
+            ids: taken,
+            journaled: false,
+        };
         let logger = self.clone();
         let task = tokio::spawn(async move {
-            let mut noted = InProgress {
-                shared: logger.shared.clone(),
-                ids: taken,
-                journaled: false,
-            };
+            let mut noted = noted; // the whole guard, not a field of it
             let result = logger.journal_and_queue(keep, duplicates).await;
             noted.journaled = result.is_ok();
             result

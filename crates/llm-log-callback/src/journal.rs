@@ -99,6 +99,11 @@ pub(crate) struct Journal {
     dir: PathBuf,
     max_bytes: u64,
     window_ms: u64,
+    /// This journal's identity (`journal.id`, made when the directory is
+    /// first used): spill files name it with their records' positions, so
+    /// positions of another journal (a directory reset, a spill directory
+    /// shared) are never taken for this one's.
+    id: String,
     /// Taken on the blocking pool only, for a whole append (see
     /// [`Journal::append`]).
     writer: Mutex<Writer>,
@@ -170,6 +175,26 @@ fn parse_done(text: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The journal's identity in `dir/journal.id`, made (durably) if missing.
+fn journal_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join("journal.id");
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let tmp = dir.join(".journal.id.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(id.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, &path)?;
+    sync_dir(dir);
+    Ok(id)
+}
+
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
@@ -187,6 +212,7 @@ impl Journal {
         window: Duration,
     ) -> io::Result<(Journal, Vec<Recovered>)> {
         fs::create_dir_all(dir)?;
+        let id = journal_id(dir)?;
         let mut segs = BTreeMap::new();
         let mut recovered = Vec::new();
         let mut names: Vec<u64> = fs::read_dir(dir)?
@@ -249,6 +275,7 @@ impl Journal {
             dir: dir.to_path_buf(),
             max_bytes,
             window_ms: window.as_millis().min(u64::MAX as u128) as u64,
+            id,
             writer: Mutex::new(Writer {
                 seg,
                 file,
@@ -264,6 +291,11 @@ impl Journal {
         let kept = journal.lock_segs().keys().copied().collect::<Vec<_>>();
         recovered.retain(|r| kept.contains(&r.at.seg));
         Ok((journal, recovered))
+    }
+
+    /// This journal's identity (see the field).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     fn lock_segs(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Seg>> {
@@ -511,7 +543,11 @@ mod tests {
         // all secured, window over: the old segment goes
         let (_j, rec) = Journal::open(&d, 1 << 20, Duration::ZERO).expect("reopen");
         assert!(rec.is_empty(), "{rec:?}");
-        let left: Vec<_> = fs::read_dir(&d).expect("dir").flatten().collect();
+        let left: Vec<_> = fs::read_dir(&d)
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name() != "journal.id")
+            .collect();
         assert_eq!(left.len(), 1, "only the new, empty segment: {left:?}");
         fs::remove_dir_all(&d).expect("cleanup");
     }

@@ -119,7 +119,7 @@ fn secure_spilled(
     spill: &SpillDir,
     mut recovered: Vec<Recovered>,
 ) -> Vec<Recovered> {
-    let in_files: std::collections::HashSet<(u64, u64)> = match spill.journal_refs() {
+    let in_files: std::collections::HashSet<(u64, u64)> = match spill.journal_refs(journal.id()) {
         Ok(refs) => refs.into_iter().map(|r| (r.seg, r.index)).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the spill directory's headers; the journal queues all its pending records");
@@ -641,7 +641,9 @@ impl Logger {
         // its line and its slot: many small lines cost more in slots than
         // in text
         let held = e.bytes + std::mem::size_of::<Entry>();
-        if o.1 + held <= self.shared.overflow_max_bytes {
+        // an empty overflow takes any line (as the queue does), so a line
+        // near `max_batch_bytes` is not refused for its slot's size
+        if o.0.is_empty() || o.1 + held <= self.shared.overflow_max_bytes {
             o.1 += held;
             o.0.push(e);
             drop(o);

@@ -45,14 +45,21 @@ pub struct SpillHeader {
     /// Why storage refused the batch for good (dead-letter files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Journal mode: where the batch's records sit in the journal, as
-    /// `[segment, first index, count]` ranges. At start they count as
-    /// secured, so a crash between writing this file and marking them in the
+    /// Journal mode: the journal's identity and where the batch's records
+    /// sit in it, as `[segment, first index, count]` ranges. At start they
+    /// count as secured (in that journal only, and only if this file is
+    /// whole), so a crash between writing this file and marking them in the
     /// journal does not send them twice (once from here, once from the
     /// journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_id: Option<String>,
+    /// See `journal_id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<[u64; 3]>,
 }
+
+/// A batch's records in a journal: its identity and their positions.
+pub(crate) type JournalRecords<'a> = Option<(&'a str, &'a [JournalRef])>;
 
 impl SpillHeader {
     fn new(
@@ -61,7 +68,7 @@ impl SpillHeader {
         raw_bytes: u64,
         payload: &[u8],
         reason: Option<&str>,
-        journal: &[JournalRef],
+        journal: JournalRecords<'_>,
     ) -> Self {
         let created_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         SpillHeader {
@@ -72,7 +79,8 @@ impl SpillHeader {
             sha256: hex(&Sha256::digest(payload)),
             created_ms: created_ms as u64,
             reason: reason.map(str::to_string),
-            journal: journal_ranges(journal),
+            journal_id: journal.map(|(id, _)| id.to_string()),
+            journal: journal.map_or_else(Vec::new, |(_, refs)| journal_ranges(refs)),
         }
     }
 
@@ -186,7 +194,7 @@ impl SpillDir {
         records: u64,
         raw_bytes: u64,
         payload: &[u8],
-        journal: &[JournalRef],
+        journal: JournalRecords<'_>,
     ) -> io::Result<PathBuf> {
         let header = SpillHeader::new(target, records, raw_bytes, payload, None, journal);
         self.write_into(&self.dir, &header, payload, true)
@@ -201,7 +209,7 @@ impl SpillDir {
         raw_bytes: u64,
         payload: &[u8],
         reason: &str,
-        journal: &[JournalRef],
+        journal: JournalRecords<'_>,
     ) -> io::Result<PathBuf> {
         let header = SpillHeader::new(target, records, raw_bytes, payload, Some(reason), journal);
         self.write_into(&self.dir.join(DEAD_LETTER), &header, payload, true)
@@ -259,7 +267,7 @@ impl SpillDir {
         records: u64,
         raw_bytes: u64,
         payload: &[u8],
-        journal: &[JournalRef],
+        journal: JournalRecords<'_>,
     ) -> io::Result<PathBuf> {
         let header = SpillHeader::new(target, records, raw_bytes, payload, None, journal);
         let path = self.write_into(&self.dir.join(INFLIGHT), &header, payload, false)?;
@@ -299,17 +307,23 @@ impl SpillDir {
         Ok(v)
     }
 
-    /// Journal mode, at start: the journal positions every spill and
-    /// dead-letter file (in-flight ones were just moved in) holds, read from
-    /// their headers. A file whose header cannot be read names none (it will
-    /// be quarantined, and its records stay with the journal).
-    pub fn journal_refs(&self) -> io::Result<Vec<JournalRef>> {
+    /// Journal mode, at start: the positions in the journal `journal_id`
+    /// that spill and dead-letter files (in-flight ones were just moved in)
+    /// hold. Only whole files count (read and checked like a replay reads
+    /// them): a damaged one will be quarantined, so its records stay with
+    /// the journal.
+    pub fn journal_refs(&self, journal_id: &str) -> io::Result<Vec<JournalRef>> {
         let dead = fs::read_dir(self.dir.join(DEAD_LETTER))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| is_spill_name(p));
         let mut refs = Vec::new();
         for path in self.list()?.into_iter().chain(dead) {
-            if let Some(header) = read_header(&path) {
+            let names_it =
+                read_header(&path).is_some_and(|h| h.journal_id.as_deref() == Some(journal_id));
+            if !names_it {
+                continue;
+            }
+            if let Ok((header, _)) = self.read(&path) {
                 refs.extend(header.journal_refs());
             }
         }
@@ -424,10 +438,10 @@ mod tests {
         let d = tmpdir("rt");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
         let a = s
-            .write(&target(), 2, 10, b"{\"a\":1}\n{\"a\":2}\n", &[])
+            .write(&target(), 2, 10, b"{\"a\":1}\n{\"a\":2}\n", None)
             .expect("write a");
         let b = s
-            .write(&target(), 1, 5, b"{\"b\":1}\n", &[])
+            .write(&target(), 1, 5, b"{\"b\":1}\n", None)
             .expect("write b");
         assert_eq!(s.list().expect("list"), vec![a.clone(), b]);
         let (h, p) = s.read(&a).expect("read");
@@ -444,7 +458,7 @@ mod tests {
     fn corrupt_and_truncated_files_are_detected() {
         let d = tmpdir("corrupt");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let a = s.write(&target(), 1, 8, b"payload!", &[]).expect("write");
+        let a = s.write(&target(), 1, 8, b"payload!", None).expect("write");
         let mut data = fs::read(&a).expect("read");
         let n = data.len();
         data[n - 1] ^= 1;
@@ -464,7 +478,7 @@ mod tests {
     fn temporary_files_are_never_listed() {
         let d = tmpdir("tmp");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let done = s.write(&target(), 1, 4, b"done", &[]).expect("write");
+        let done = s.write(&target(), 1, 4, b"done", None).expect("write");
         // a half-written file of a writer in progress, in this version's form
         // and in the form of earlier versions (which ended in `.spill`)
         fs::write(
@@ -485,7 +499,7 @@ mod tests {
     fn dead_letters_keep_their_reason_and_count_against_the_cap() {
         let d = tmpdir("dead");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        let spilled = s.write(&target(), 1, 4, b"data", &[]).expect("write");
+        let spilled = s.write(&target(), 1, 4, b"data", None).expect("write");
         let (h, p) = s.read(&spilled).expect("read");
         let used = s.used_bytes();
         let dead = s
@@ -506,8 +520,9 @@ mod tests {
     fn cap_is_enforced() {
         let d = tmpdir("cap");
         let s = SpillDir::open(&d, 600, "inst").expect("open");
-        s.write(&target(), 1, 100, &[b'x'; 100], &[]).expect("fits");
-        assert!(s.write(&target(), 1, 200, &[b'x'; 200], &[]).is_err());
+        s.write(&target(), 1, 100, &[b'x'; 100], None)
+            .expect("fits");
+        assert!(s.write(&target(), 1, 200, &[b'x'; 200], None).is_err());
         assert_eq!(s.list().expect("list").len(), 1);
         fs::remove_dir_all(&d).expect("cleanup");
     }
@@ -521,9 +536,21 @@ mod tests {
         assert_eq!(journal_ranges(&refs), [[1, 3, 3], [1, 9, 1], [2, 0, 1]]);
         let d = tmpdir("journal-refs");
         let s = SpillDir::open(&d, 1 << 20, "inst").expect("open");
-        s.write(&target(), 6, 4, b"data", &refs).expect("write");
-        s.write(&target(), 1, 4, b"more", &[]).expect("write");
-        let mut back = s.journal_refs().expect("refs");
+        s.write(&target(), 6, 4, b"data", Some(("j1", &refs)))
+            .expect("write");
+        s.write(&target(), 1, 4, b"more", None).expect("write");
+        // another journal's positions
+        s.write(&target(), 1, 4, b"else", Some(("j2", &[r(1, 7)])))
+            .expect("write");
+        // a damaged file's are not taken
+        let bad = s
+            .write(&target(), 1, 4, b"oops", Some(("j1", &[r(1, 8)])))
+            .expect("write");
+        let mut data = fs::read(&bad).expect("read");
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        fs::write(&bad, data).expect("damage");
+        let mut back = s.journal_refs("j1").expect("refs");
         back.sort_by_key(|r| (r.seg, r.index));
         assert_eq!(back, [r(1, 3), r(1, 4), r(1, 5), r(1, 9), r(2, 0)]);
         fs::remove_dir_all(&d).expect("cleanup");

@@ -34,6 +34,8 @@ pub(crate) struct Batch {
     pub journal: Vec<JournalRef>,
     /// Its copy in the spill directory's `inflight/`, once secured.
     pub inflight: Option<PathBuf>,
+    /// Its journaled records are marked secured in the journal.
+    pub secured: bool,
 }
 
 /// How a batch ended.
@@ -100,40 +102,55 @@ impl Uploader {
         }
     }
 
+    /// The journal's identity and the batch's positions in it, for the
+    /// headers of its spill files (none without a journal).
+    fn journal_records(&self, batch: &Batch) -> Option<(String, Vec<JournalRef>)> {
+        let journal = self.journal.as_ref()?;
+        (!batch.journal.is_empty()).then(|| (journal.id().to_string(), batch.journal.clone()))
+    }
+
     /// Journal mode: before its upload starts, a batch of journaled records
     /// is made durable in the spill directory's `inflight/` (with its target),
     /// and its records are marked secured in the journal, which may then let
     /// them go. A crash from here on leaves the in-flight file, which the next
     /// start replays (and reconciles, should the upload have landed), so the
-    /// journal never queues them again: the file's header names the records'
-    /// journal positions, and a start marks them secured before it queues
-    /// the journal's pending records (a crash between the two writes sent
-    /// them twice before). Should the disk refuse, the records stay
-    /// unsecured in the journal and the upload goes on.
+    /// journal never queues them again: the file's header names the journal
+    /// and the records' positions, and a start marks them secured before it
+    /// queues the journal's pending records (a crash between the two writes
+    /// sent them twice before). Should the journal refuse the mark, the copy
+    /// stays (its header keeps the records from being sent twice) and the
+    /// mark is tried again at the batch's end; should the copy fail, the
+    /// records stay unsecured in the journal. Either way the upload goes on.
     async fn secure(&self, batch: &mut Batch) {
         let (Some(spill), Some(journal)) = (&self.spill, &self.journal) else {
             return;
         };
-        if batch.journal.is_empty() {
+        let Some(records) = self.journal_records(batch) else {
             return;
-        }
+        };
         let (spill, journal, b) = (spill.clone(), journal.clone(), batch.clone());
         let res = tokio::task::spawn_blocking(move || {
-            let path =
-                spill.write_inflight(&b.target, b.records, b.raw_bytes, &b.payload, &b.journal)?;
-            if let Err(e) = journal.secure(&b.journal) {
-                // the records stay pending in the journal and are secured at
-                // the batch's end instead; the copy goes, or a restart would
-                // take them from both (should it stay, its header names them,
-                // and the start trusts the file)
-                let _ = spill.remove_inflight(&path);
-                return Err(e);
-            }
-            Ok::<_, std::io::Error>(path)
+            let path = spill.write_inflight(
+                &b.target,
+                b.records,
+                b.raw_bytes,
+                &b.payload,
+                Some((&records.0, &records.1)),
+            )?;
+            // a failure may have marked some of them already: the copy is
+            // kept whatever happens (removing it could leave records marked
+            // and held nowhere)
+            let secured = journal.secure(&b.journal).map_err(|e| {
+                tracing::error!(error = %e, records = b.records, "could not mark a journaled batch as secured; its in-flight copy holds it, and the mark is tried again at its end");
+            });
+            Ok::<_, std::io::Error>((path, secured.is_ok()))
         })
         .await;
         match res {
-            Ok(Ok(path)) => batch.inflight = Some(path),
+            Ok(Ok((path, secured))) => {
+                batch.inflight = Some(path);
+                batch.secured = secured;
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, records = batch.records, "could not secure a journaled batch before its upload; its records stay in the journal")
             }
@@ -141,28 +158,52 @@ impl Uploader {
         }
     }
 
-    /// A batch reached a durable end (written, spilled, dead-lettered)
-    /// without having been secured before its upload (the disk refused then,
-    /// or it never went through `deliver`): mark its journaled records now,
-    /// so a restart does not queue them again.
-    async fn secure_late(&self, batch: &Batch) {
+    /// A batch reached a durable end (written, spilled, dead-lettered): its
+    /// journaled records are marked secured now if they were not before its
+    /// upload (the disk refused then, or it never went through `deliver`),
+    /// so a restart does not queue them again. Whether they are marked.
+    async fn secure_late(&self, batch: &Batch) -> bool {
         let Some(journal) = self.journal.clone() else {
-            return;
+            return true;
         };
-        if batch.inflight.is_some() || batch.journal.is_empty() {
-            return;
+        if batch.secured || batch.journal.is_empty() {
+            return true;
         }
         let refs = batch.journal.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || journal.secure(&refs)).await {
-            tracing::error!(error = %e, records = batch.records, "could not mark journaled records as secured; a restart may send them again");
+        match tokio::task::spawn_blocking(move || journal.secure(&refs)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, records = batch.records, "could not mark journaled records as secured; a spill file's header still names them");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "securing task failed");
+                false
+            }
         }
     }
 
-    /// Done with a batch's in-flight copy (it is written, or kept elsewhere).
+    /// A batch written or dead-lettered: its journaled records marked
+    /// secured, and its in-flight copy removed once they are.
+    async fn settle_journal(&self, batch: &Batch) {
+        if batch.inflight.is_some() {
+            self.drop_inflight(batch).await;
+        } else {
+            self.secure_late(batch).await;
+        }
+    }
+
+    /// Done with a batch's in-flight copy (it is written, or kept elsewhere),
+    /// once its journaled records are marked secured: until then the copy
+    /// is what keeps a restart from sending them again (its start replays
+    /// the copy, and verification finds it written).
     async fn drop_inflight(&self, batch: &Batch) {
         let (Some(spill), Some(path)) = (self.spill.clone(), batch.inflight.clone()) else {
             return;
         };
+        if !self.secure_late(batch).await {
+            return;
+        }
         let res = tokio::task::spawn_blocking(move || spill.remove_inflight(&path)).await;
         if let Ok(Err(e)) = res {
             // the next start replays it, and verification finds it written
@@ -208,8 +249,7 @@ impl Uploader {
                     self.counters.record_latency(started.elapsed());
                     self.healthy.notify_one();
                     tracing::debug!(path = %batch.target.path, records = batch.records, bytes = batch.payload.len(), "batch written and verified");
-                    self.secure_late(&batch).await;
-                    self.drop_inflight(&batch).await;
+                    self.settle_journal(&batch).await;
                     return Delivered::Written(batch.target);
                 }
                 Err(AttemptError::Conflict(why)) => {
@@ -290,6 +330,7 @@ impl Uploader {
             let spill = spill.clone();
             let b = batch.clone();
             let reason = why.to_string();
+            let records = self.journal_records(batch);
             let res = tokio::task::spawn_blocking(move || {
                 spill.write_dead_letter(
                     &b.target,
@@ -297,7 +338,9 @@ impl Uploader {
                     b.raw_bytes,
                     &b.payload,
                     &reason,
-                    &b.journal,
+                    records
+                        .as_ref()
+                        .map(|(id, refs)| (id.as_str(), refs.as_slice())),
                 )
             })
             .await;
@@ -305,8 +348,7 @@ impl Uploader {
                 Ok(Ok(path)) => {
                     Counters::add(&self.counters.dead_lettered, batch.records);
                     tracing::info!(file = %path.display(), "batch kept in the dead-letter directory");
-                    self.secure_late(batch).await;
-                    self.drop_inflight(batch).await;
+                    self.settle_journal(batch).await;
                     return Delivered::DeadLettered;
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "could not write the dead-letter file"),
@@ -341,16 +383,26 @@ impl Uploader {
     async fn try_spill(&self, batch: &Batch) -> Option<Delivered> {
         let spill = self.spill.clone()?;
         let b = batch.clone();
+        let records = self.journal_records(batch);
         let res = tokio::task::spawn_blocking(move || match &b.inflight {
             // already durable: a rename
             Some(inflight) => spill.promote(inflight),
-            None => spill.write(&b.target, b.records, b.raw_bytes, &b.payload, &b.journal),
+            None => spill.write(
+                &b.target,
+                b.records,
+                b.raw_bytes,
+                &b.payload,
+                records
+                    .as_ref()
+                    .map(|(id, refs)| (id.as_str(), refs.as_slice())),
+            ),
         })
         .await;
         match res {
             Ok(Ok(path)) => {
                 Counters::add(&self.counters.spilled, batch.records);
                 tracing::info!(file = %path.display(), records = batch.records, "batch spilled to disk");
+                // a promoted copy's header names its records if this fails
                 self.secure_late(batch).await;
                 return Some(Delivered::Spilled);
             }

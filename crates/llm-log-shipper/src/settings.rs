@@ -56,6 +56,7 @@ const SHIPPER_VARIABLES: &[&str] = &[
     "LLM_LOG_INGEST_TOKEN_FILE",
     "LLM_LOG_MAX_BODY_BYTES",
     "LLM_LOG_SHUTDOWN_SECS",
+    "LLM_LOG_BODY_TIMEOUT_SECS",
     "LLM_LOG_FORMAT_LOGS",
 ];
 
@@ -547,7 +548,7 @@ mod tests {
             "over.toml",
             "LLM_LOG_LISTEN = \"127.0.0.1:5000\"\nAZURE_STORAGE_FILE_SYSTEM = \"from-file\"\n\
              LLM_LOG_PREFIX = \"file-prefix\"\nLLM_LOG_BATCH_MAX_AGE_MS = 250\nLLM_LOG_GZIP = true\n\
-             LLM_LOG_MAX_BODY_BYTES = 1000\n",
+             LLM_LOG_MAX_BODY_BYTES = 1000\nLLM_LOG_BODY_TIMEOUT_SECS = 7\n",
         );
         let flags = Flags {
             listen: None,
@@ -567,6 +568,7 @@ mod tests {
         assert_eq!(s.logger.max_batch_age, Duration::from_millis(250));
         assert_eq!(s.logger.format, llm_log_callback::Format::NdjsonGzip);
         assert_eq!(s.max_body_bytes, 1000);
+        assert_eq!(s.body_timeout, Duration::from_secs(7));
         let s = Settings::load_from(
             &Flags {
                 listen: Some("127.0.0.1:6000".into()),

@@ -902,7 +902,7 @@ async fn records_held_by_an_in_flight_copy_are_not_queued_again() {
         let target = crate::uploader::Target::new_file("x/a.ndjson".into(), crate::Format::Ndjson);
         // `a`'s batch is copied, then the process dies before `journal.secure`
         spill
-            .write_inflight(&target, 1, line.len() as u64, line, &[at])
+            .write_inflight(&target, 1, line.len() as u64, line, Some((j.id(), &[at])))
             .expect("in-flight copy");
     }
     let logger = offline(Config {
@@ -959,5 +959,71 @@ async fn a_group_larger_than_the_journal_is_too_large_not_busy() {
         "{:?}",
         r.metrics
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The journal refuses to mark a batch secured after marking part of it
+/// (the batch spans two segments, and the second one's `.done` cannot be
+/// written). The batch's in-flight copy is kept, not removed: removing it
+/// left the first segment's records marked secured and held nowhere but in
+/// memory, and a crash during the upload lost them. Here the process
+/// "crashes" (is looked at from outside) while the batch is still being
+/// retried: every record is held by the journal or a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_mark_keeps_the_in_flight_copy() {
+    let dir = temp_dir("partial-secure");
+    let jdir = dir.join("journal");
+    {
+        let (j, _) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("open");
+        let j = std::sync::Arc::new(j);
+        j.append(&[b"{\"id\":\"a\"}\n"]).await.expect("a");
+    }
+    // this run writes segment 2; its `.done` cannot be created
+    std::fs::create_dir_all(jdir.join("0000000000000002.done")).expect("blocker");
+    let client = Client::builder(
+        adls_rest::Account::emulator("http://127.0.0.1:9/devstoreaccount1").expect("account"),
+        adls_rest::Credential::Anonymous,
+    )
+    .retry(adls_rest::RetryPolicy::none())
+    .build()
+    .expect("client");
+    let logger = Logger::start(
+        client,
+        Config {
+            create_filesystem: false,
+            journal: Some(crate::config::JournalConfig {
+                dir: jdir.clone(),
+                max_bytes: 1 << 20,
+            }),
+            max_batch_age: Duration::from_millis(20),
+            // the batch stays in its retries while we look
+            batch_retry_window: Duration::from_secs(60),
+            replay_interval: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    )
+    .await
+    .expect("start");
+    logger.ingest(&[r#"{"id":"b"}"#]).await.expect("b");
+    // wait until the batch was copied and `a` marked (segment 1's `.done`)
+    let t0 = std::time::Instant::now();
+    while !jdir.join("0000000000000001.done").exists() && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(logger.metrics().in_flight, 2, "{:?}", logger.metrics());
+    // a crash now: what holds each record?
+    let (_j, rec) = Journal::open(&jdir, 1 << 20, Duration::from_secs(600)).expect("reopen");
+    let mut held: Vec<String> = rec
+        .iter()
+        .filter(|r| r.pending)
+        .map(|r| String::from_utf8_lossy(&r.line).trim_end().to_string())
+        .chain(spilled_lines(&jdir.join("spill")))
+        .chain(spilled_lines(&jdir.join("spill").join("inflight")))
+        .collect();
+    held.sort();
+    held.dedup();
+    assert_eq!(held, [r#"{"id":"a"}"#, r#"{"id":"b"}"#]);
+    drop(logger);
     let _ = std::fs::remove_dir_all(&dir);
 }
