@@ -574,11 +574,11 @@ async fn shipper_is_alive_but_not_ready_while_storage_is_down() {
 }
 
 /// Senders that stall mid-body (four of them, each declaring 64 MiB, hold
-/// the whole 256 MiB of body memory) get `408` after
+/// the whole 256 MiB of body memory) get `503` with `Retry-After` after
 /// `LLM_LOG_BODY_TIMEOUT_SECS`, and the memory is free again: they locked
 /// every other sender out (503) for as long as they kept their connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shipper_answers_a_stalled_body_with_408_and_frees_its_memory() {
+async fn shipper_answers_a_stalled_body_with_503_and_frees_its_memory() {
     let closed = format!("http://127.0.0.1:{}/devstoreaccount1", free_port());
     let env = [
         (
@@ -622,7 +622,11 @@ async fn shipper_answers_a_stalled_body_with_408_and_frees_its_memory() {
         .await;
         assert!(read.is_ok(), "no answer to a stalled body");
         let text = String::from_utf8_lossy(&answer);
-        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("retry-after: 1"),
+            "{text}"
+        );
     }
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     // their memory is free: a whole record is taken

@@ -42,7 +42,7 @@ pub struct AppState {
     /// Largest body, decompressed.
     pub max_body_bytes: usize,
     /// How long a body may take to arrive once its headers have
-    /// (`LLM_LOG_BODY_TIMEOUT_SECS`): then `408`, and its memory is free.
+    /// (`LLM_LOG_BODY_TIMEOUT_SECS`): then `503` (retry), and its memory is free.
     pub body_timeout: Duration,
     /// The server's own counters.
     pub stats: Arc<ServerStats>,
@@ -349,13 +349,15 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             timeout_secs = state.body_timeout.as_secs(),
             "ingest body not read in time"
         );
+        // transient, like every refusal that is not the body's fault: 503,
+        // which LiteLLM retries (it drops a batch on a 4xx)
         return refuse(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             &format!(
-                "the body was not received within {} s (LLM_LOG_BODY_TIMEOUT_SECS)",
+                "the body was not received within {} s (LLM_LOG_BODY_TIMEOUT_SECS); retry",
                 state.body_timeout.as_secs()
             ),
-            None,
+            Some(Duration::from_secs(1)),
         );
     };
     let raw = match read {

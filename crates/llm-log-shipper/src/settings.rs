@@ -44,7 +44,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4319";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 /// Default drain deadline at shutdown.
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 30;
-/// `LLM_LOG_BODY_TIMEOUT_SECS`: a sender that stalls mid-body gets `408`
+/// `LLM_LOG_BODY_TIMEOUT_SECS`: a sender that stalls mid-body gets `503`
 /// after this, instead of holding its share of the body memory (and its
 /// connection) for good. LiteLLM posts a batch on the same machine in
 /// milliseconds.
