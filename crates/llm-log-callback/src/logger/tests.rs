@@ -148,6 +148,14 @@ fn spilled_records(dir: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// Journal mode in `dir`, with a 1 MiB cap.
+fn journaled(dir: impl Into<std::path::PathBuf>) -> Option<crate::config::JournalConfig> {
+    Some(crate::config::JournalConfig {
+        dir: dir.into(),
+        max_bytes: 1 << 20,
+    })
+}
+
 /// A logger whose storage is unreachable and whose batches spill to `dir`.
 async fn spilling(dir: &std::path::Path, config: Config) -> Logger {
     offline(Config {
@@ -225,10 +233,7 @@ async fn journaled_records_survive_a_crash_and_come_back_once() {
             .expect("append");
     }
     let config = Config {
-        journal: Some(crate::config::JournalConfig {
-            dir: jdir.clone(),
-            max_bytes: 1 << 20,
-        }),
+        journal: journaled(jdir.clone()),
         ..Config::default()
     };
     let logger = offline(config.clone()).await;
@@ -647,10 +652,7 @@ fn a_recovered_line_over_the_batch_limit_is_batched_alone() {
                     .expect("append");
                 drop(j);
                 let logger = offline(Config {
-                    journal: Some(crate::config::JournalConfig {
-                        dir: jdir.clone(),
-                        max_bytes: 1 << 20,
-                    }),
+                    journal: journaled(jdir.clone()),
                     max_batch_bytes: 1024,
                     max_batch_age: Duration::from_millis(20),
                     ..Config::default()
@@ -799,10 +801,7 @@ async fn an_ingest_journaled_during_shutdown_is_sent_by_the_next_start() {
     let dir = temp_dir("ingest-shutdown");
     let jdir = dir.join("journal");
     let config = Config {
-        journal: Some(crate::config::JournalConfig {
-            dir: jdir.clone(),
-            max_bytes: 1 << 20,
-        }),
+        journal: journaled(jdir.clone()),
         ..Config::default()
     };
     let logger = offline(config.clone()).await;
@@ -842,10 +841,7 @@ async fn an_ingest_journaled_during_shutdown_is_sent_by_the_next_start() {
 async fn a_retry_while_the_first_attempt_is_journaled_waits_for_its_outcome() {
     let dir = temp_dir("ingest-in-progress");
     let logger = offline(Config {
-        journal: Some(crate::config::JournalConfig {
-            dir: dir.join("journal"),
-            max_bytes: 1 << 20,
-        }),
+        journal: journaled(dir.join("journal")),
         ..Config::default()
     })
     .await;
@@ -906,10 +902,7 @@ async fn records_held_by_an_in_flight_copy_are_not_queued_again() {
             .expect("in-flight copy");
     }
     let logger = offline(Config {
-        journal: Some(crate::config::JournalConfig {
-            dir: jdir.clone(),
-            max_bytes: 1 << 20,
-        }),
+        journal: journaled(jdir.clone()),
         replay_interval: Duration::from_secs(3600),
         ..Config::default()
     })
@@ -991,10 +984,7 @@ async fn a_partly_failed_mark_keeps_the_in_flight_copy() {
         client,
         Config {
             create_filesystem: false,
-            journal: Some(crate::config::JournalConfig {
-                dir: jdir.clone(),
-                max_bytes: 1 << 20,
-            }),
+            journal: journaled(jdir.clone()),
             max_batch_age: Duration::from_millis(20),
             // the batch stays in its retries while we look
             batch_retry_window: Duration::from_secs(60),
