@@ -102,13 +102,6 @@ impl Uploader {
         }
     }
 
-    /// The journal's identity and the batch's positions in it, for the
-    /// headers of its spill files (none without a journal).
-    fn journal_records(&self, batch: &Batch) -> Option<(String, Vec<JournalRef>)> {
-        let journal = self.journal.as_ref()?;
-        (!batch.journal.is_empty()).then(|| (journal.id().to_string(), batch.journal.clone()))
-    }
-
     /// Journal mode: before its upload starts, a batch of journaled records
     /// is made durable in the spill directory's `inflight/` (with its target),
     /// and its records are marked secured in the journal, which may then let
@@ -125,9 +118,9 @@ impl Uploader {
         let (Some(spill), Some(journal)) = (&self.spill, &self.journal) else {
             return;
         };
-        let Some(records) = self.journal_records(batch) else {
+        if batch.journal.is_empty() {
             return;
-        };
+        }
         let (spill, journal, b) = (spill.clone(), journal.clone(), batch.clone());
         let res = tokio::task::spawn_blocking(move || {
             let path = spill.write_inflight(
@@ -135,7 +128,7 @@ impl Uploader {
                 b.records,
                 b.raw_bytes,
                 &b.payload,
-                Some((&records.0, &records.1)),
+                journal_records(Some(&journal), &b.journal),
             )?;
             // a failure may have marked some of them already: the copy is
             // kept whatever happens (removing it could leave records marked
@@ -330,7 +323,7 @@ impl Uploader {
             let spill = spill.clone();
             let b = batch.clone();
             let reason = why.to_string();
-            let records = self.journal_records(batch);
+            let journal = self.journal.clone();
             let res = tokio::task::spawn_blocking(move || {
                 spill.write_dead_letter(
                     &b.target,
@@ -338,9 +331,7 @@ impl Uploader {
                     b.raw_bytes,
                     &b.payload,
                     &reason,
-                    records
-                        .as_ref()
-                        .map(|(id, refs)| (id.as_str(), refs.as_slice())),
+                    journal_records(journal.as_deref(), &b.journal),
                 )
             })
             .await;
@@ -383,7 +374,7 @@ impl Uploader {
     async fn try_spill(&self, batch: &Batch) -> Option<Delivered> {
         let spill = self.spill.clone()?;
         let b = batch.clone();
-        let records = self.journal_records(batch);
+        let journal = self.journal.clone();
         let res = tokio::task::spawn_blocking(move || match &b.inflight {
             // already durable: a rename
             Some(inflight) => spill.promote(inflight),
@@ -392,9 +383,7 @@ impl Uploader {
                 b.records,
                 b.raw_bytes,
                 &b.payload,
-                records
-                    .as_ref()
-                    .map(|(id, refs)| (id.as_str(), refs.as_slice())),
+                journal_records(journal.as_deref(), &b.journal),
             ),
         })
         .await;
@@ -413,6 +402,15 @@ impl Uploader {
         }
         None
     }
+}
+
+/// The journal's identity and a batch's positions in it, for the headers of
+/// its spill files (none without a journal, or for a batch not journaled).
+fn journal_records<'a>(
+    journal: Option<&'a Journal>,
+    refs: &'a [JournalRef],
+) -> crate::spill::JournalRecords<'a> {
+    journal.filter(|_| !refs.is_empty()).map(|j| (j.id(), refs))
 }
 
 /// Resolves once the watched flag is true, or once its sender (the batcher)
